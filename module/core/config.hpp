@@ -1,0 +1,99 @@
+// The gateway's configuration as loaded from the operator's YAML file.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "provider_url.hpp"
+#include "strategy_name.hpp"
+#include "usage.hpp"
+
+namespace perpetuo {
+
+enum class ProviderKind { kOpenAI, kOpenAICompatible, kAnthropic };
+
+struct Provider {
+    std::string name;
+    ProviderKind kind = ProviderKind::kOpenAI;
+    std::string base_url;
+    ProviderUrl url;
+    std::string api_key;  // read from api_key_env; empty for keyless local servers
+    std::string anthropic_version = "2023-06-01";
+    int keepalive = 32;  // idle upstream connections each worker keeps to this provider
+};
+
+struct Candidate {
+    std::size_t provider = 0;  // index into Config::providers
+    std::string model;         // the provider's own model id
+    Price price;
+    int weight = 1;
+};
+
+struct Model {
+    std::string name;  // what clients send
+    std::vector<Candidate> candidates;
+};
+
+struct Workspace {
+    std::string id;
+    std::vector<std::string> api_key_sha256;  // lowercase hex
+    std::optional<Strategy> strategy;
+};
+
+struct JwtConfig {
+    bool enabled = false;
+    std::vector<std::string> algorithms;
+    std::string hs256_secret;
+    std::string public_key_pem;
+    std::string issuer;
+    std::string audience;
+    std::string workspace_claim = "workspaces";
+};
+
+struct AnalyticsConfig {
+    int retention_days = 90;
+    std::int64_t max_log_entries_per_workspace = 1000000;
+};
+
+struct Config {
+    std::string path;
+    std::vector<Provider> providers;
+    std::vector<Model> models;
+    std::vector<Workspace> workspaces;
+    JwtConfig jwt;
+    AnalyticsConfig analytics;
+
+    const Model *find_model(std::string_view name) const;
+    // Looks a virtual key up by its SHA-256 (lowercase hex).
+    const Workspace *find_workspace_by_key_hash(const std::string &sha256_hex) const;
+    const Provider *find_provider(std::string_view name) const;
+
+    // Rebuilds the lookup indexes; the loader calls it once all is read.
+    void index();
+
+private:
+    std::unordered_map<std::string, std::size_t> model_index_;
+    std::unordered_map<std::string, std::size_t> key_index_;
+};
+
+// A configuration mistake, located so the operator can fix it without
+// guessing: "perpetuo.yaml:12: models.gpt-4o[0].provider: unknown provider".
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(const std::string &file, int line, const std::string &key,
+                const std::string &message);
+    const std::string &file() const { return file_; }
+    int line() const { return line_; }
+    const std::string &key() const { return key_; }
+
+private:
+    std::string file_;
+    int line_;
+    std::string key_;
+};
+
+}  // namespace perpetuo

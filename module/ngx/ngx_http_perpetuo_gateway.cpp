@@ -1,0 +1,268 @@
+// The precontent handler of a perpetuo_gateway location: identifies the
+// workspace, reads and checks the body, picks a provider, rewrites the body
+// and sets the variables proxy_pass needs. nginx's proxy module does the rest.
+#include "ngx_perpetuo.hpp"
+
+#include <new>
+#include <vector>
+
+#include "key_hash.hpp"
+#include "json_text.hpp"
+#include "strategy.hpp"
+
+namespace {
+
+void destroy_ctx(void *data) { static_cast<ngx_http_perpetuo_ctx_t *>(data)->~ngx_http_perpetuo_ctx_t(); }
+
+// The virtual key as the SDKs send it: OpenAI's "Authorization: Bearer",
+// Anthropic's "x-api-key".
+std::string_view client_key(ngx_http_request_t *r) {
+    if (r->headers_in.authorization != nullptr) {
+        std::string_view value = ngx_http_perpetuo_view(r->headers_in.authorization->value);
+        if (value.size() > 7 && ngx_strncasecmp((u_char *)value.data(), (u_char *)"Bearer ", 7) == 0) {
+            value.remove_prefix(7);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            return value;
+        }
+    }
+    ngx_list_part_t *part = &r->headers_in.headers.part;
+    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
+    for (ngx_uint_t i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) break;
+            part = part->next;
+            h = static_cast<ngx_table_elt_t *>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == 9 && ngx_strncasecmp(h[i].key.data, (u_char *)"x-api-key", 9) == 0)
+            return ngx_http_perpetuo_view(h[i].value);
+    }
+    return {};
+}
+
+bool candidate_serves(const perpetuo::Provider &provider, perpetuo::Api api) {
+    bool anthropic = provider.kind == perpetuo::ProviderKind::kAnthropic;
+    return anthropic == (api == perpetuo::Api::kMessages);
+}
+
+// Gathers the request body into one contiguous view. nginx was asked for a
+// single in-memory buffer; a body spilled to a temp file is refused rather
+// than read with blocking file I/O on the worker.
+ngx_int_t body_view(ngx_http_request_t *r, std::string_view *out, std::string *scratch) {
+    ngx_http_request_body_t *rb = r->request_body;
+    if (rb == nullptr || rb->bufs == nullptr) {
+        *out = {};
+        return NGX_OK;
+    }
+    if (rb->temp_file != nullptr) return NGX_DECLINED;
+    if (rb->bufs->next == nullptr) {
+        ngx_buf_t *b = rb->bufs->buf;
+        if (!ngx_buf_in_memory(b)) return NGX_DECLINED;
+        *out = std::string_view(reinterpret_cast<const char *>(b->pos), b->last - b->pos);
+        return NGX_OK;
+    }
+    for (ngx_chain_t *cl = rb->bufs; cl; cl = cl->next) {
+        if (!ngx_buf_in_memory(cl->buf)) return NGX_DECLINED;
+        scratch->append(reinterpret_cast<const char *>(cl->buf->pos), cl->buf->last - cl->buf->pos);
+    }
+    *out = *scratch;
+    return NGX_OK;
+}
+
+ngx_int_t replace_body(ngx_http_request_t *r, const std::string &body) {
+    ngx_buf_t *b = ngx_create_temp_buf(r->pool, body.size() ? body.size() : 1);
+    ngx_chain_t *cl = ngx_alloc_chain_link(r->pool);
+    if (b == nullptr || cl == nullptr) return NGX_ERROR;
+    b->last = ngx_cpymem(b->pos, body.data(), body.size());
+    b->last_buf = 1;
+    cl->buf = b;
+    cl->next = nullptr;
+    r->request_body->bufs = cl;
+    r->headers_in.content_length_n = static_cast<off_t>(body.size());
+    return NGX_OK;
+}
+
+// Everything after the body is in memory. Returns NGX_DECLINED to let the
+// request go on to proxy_pass, or the result of an error already sent.
+ngx_int_t route(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
+    std::string scratch;
+    std::string_view body;
+    if (body_view(r, &body, &scratch) != NGX_OK)
+        return ngx_http_perpetuo_send_error(
+            r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "request_too_large",
+            "request body is larger than client_body_buffer_size; raise it to match "
+            "client_max_body_size");
+    if (body.empty())
+        return ngx_http_perpetuo_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                            "request body is required");
+    perpetuo::RequestError error;
+    std::optional<perpetuo::RequestFacts> facts = perpetuo::parse_request(body, &error);
+    if (!facts) return ngx_http_perpetuo_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request", error.message);
+    ctx->facts = std::move(*facts);
+    ctx->model = ctx->config->find_model(ctx->facts.model);
+    if (ctx->model == nullptr)
+        return ngx_http_perpetuo_send_error(r, NGX_HTTP_NOT_FOUND, "model_not_found",
+                                            "model \"" + ctx->facts.model + "\" is not configured");
+
+    std::vector<perpetuo::CandidateState> states(ctx->model->candidates.size());
+    bool any = false;
+    for (std::size_t i = 0; i < states.size(); ++i) {
+        const perpetuo::Candidate &c = ctx->model->candidates[i];
+        states[i].candidate = &c;
+        states[i].eligible = candidate_serves(ctx->config->providers[c.provider], ctx->api);
+        any = any || states[i].eligible;
+    }
+    if (!any)
+        return ngx_http_perpetuo_send_error(
+            r, NGX_HTTP_BAD_REQUEST, "unsupported_api",
+            "model \"" + ctx->facts.model + "\" has no provider for this API");
+    perpetuo::RequestEstimate estimate;
+    estimate.input_tokens = perpetuo::estimate_tokens(ctx->facts.prompt_bytes);
+    estimate.output_tokens = ctx->facts.max_output_tokens >= 0 ? ctx->facts.max_output_tokens : 256;
+    int chosen = perpetuo::choose_candidate(ctx->strategy, states, estimate,
+                                            ngx_http_perpetuo_next_sequence(),
+                                            ngx_http_perpetuo_next_random());
+    ctx->candidate = &ctx->model->candidates[chosen];
+    ctx->provider = &ctx->config->providers[ctx->candidate->provider];
+
+    perpetuo::Rewrite rewrite;
+    if (ctx->candidate->model != ctx->facts.model) rewrite.model = ctx->candidate->model;
+    ctx->injected_usage = ctx->facts.stream && !ctx->facts.include_usage &&
+                          (ctx->api == perpetuo::Api::kChatCompletions ||
+                           ctx->api == perpetuo::Api::kCompletions);
+    rewrite.add_include_usage = ctx->injected_usage;
+    if (!rewrite.model.empty() || rewrite.add_include_usage) {
+        if (replace_body(r, perpetuo::rewrite_request(body, rewrite)) != NGX_OK) return NGX_ERROR;
+    }
+
+    const perpetuo::Provider &p = *ctx->provider;
+    ctx->upstream_url = std::string(p.url.tls ? "https://" : "http://") +
+                        ngx_http_perpetuo_upstream_name(p) + p.url.path +
+                        std::string(perpetuo::canonical_path(ctx->api));
+    if (r->args.len) ctx->upstream_url += "?" + std::string(ngx_http_perpetuo_view(r->args));
+    ctx->upstream_host = perpetuo::host_header(p.url);
+    if (!p.api_key.empty()) {
+        if (p.kind == perpetuo::ProviderKind::kAnthropic)
+            ctx->upstream_api_key = p.api_key;
+        else
+            ctx->upstream_authorization = "Bearer " + p.api_key;
+    }
+    return NGX_DECLINED;
+}
+
+void body_read(ngx_http_request_t *r) {
+    ngx_http_perpetuo_ctx_t *ctx = ngx_http_perpetuo_get_ctx(r);
+    ngx_int_t rc;
+    try {
+        rc = route(r, ctx);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: routing failed: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rc != NGX_DECLINED) {
+        ctx->body_status = NGX_DONE;
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    ctx->body_status = NGX_DECLINED;
+    r->preserve_body = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+}  // namespace
+
+ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_get_ctx(ngx_http_request_t *r) {
+    return static_cast<ngx_http_perpetuo_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_perpetuo_module));
+}
+
+ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_create_ctx(ngx_http_request_t *r) {
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_perpetuo_ctx_t));
+    if (cln == nullptr) return nullptr;
+    auto *ctx = new (cln->data) ngx_http_perpetuo_ctx_t();
+    cln->handler = destroy_ctx;
+    ngx_http_set_ctx(r, ctx, ngx_http_perpetuo_module);
+    return ctx;
+}
+
+ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
+    auto *plcf = static_cast<ngx_http_perpetuo_loc_conf_t *>(
+        ngx_http_get_module_loc_conf(r, ngx_http_perpetuo_module));
+    if (!plcf->gateway || r != r->main) return NGX_DECLINED;
+    ngx_http_perpetuo_ctx_t *ctx = ngx_http_perpetuo_get_ctx(r);
+    if (ctx != nullptr) return ctx->body_status;
+    try {
+        ctx = ngx_http_perpetuo_create_ctx(r);
+        if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        auto *pmcf = static_cast<ngx_http_perpetuo_main_conf_t *>(
+            ngx_http_get_module_main_conf(r, ngx_http_perpetuo_module));
+        ctx->config = pmcf->config;
+        ctx->request_id = ngx_http_perpetuo_next_request_id();
+        ctx->strategy = static_cast<perpetuo::Strategy>(plcf->strategy);
+
+        if (!(r->method & NGX_HTTP_POST)) {
+            ngx_int_t rc = ngx_http_perpetuo_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                                                        "use POST");
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+        ctx->api = perpetuo::api_from_path(ngx_http_perpetuo_view(r->uri));
+        if (ctx->api == perpetuo::Api::kUnknown) {
+            ngx_int_t rc = ngx_http_perpetuo_send_error(
+                r, NGX_HTTP_NOT_FOUND, "unknown_api",
+                "no LLM API at this path (expected .../chat/completions, .../completions, "
+                ".../embeddings or .../messages)");
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+        std::string_view key = client_key(r);
+        ctx->workspace =
+            key.empty() ? nullptr : ctx->config->find_workspace_by_key_hash(perpetuo::sha256_hex(key));
+        if (ctx->workspace == nullptr) {
+            ngx_int_t rc = ngx_http_perpetuo_send_error(
+                r, NGX_HTTP_UNAUTHORIZED, "invalid_api_key",
+                key.empty() ? "missing virtual key (Authorization: Bearer or x-api-key)"
+                            : "unknown virtual key");
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+        if (ctx->workspace->strategy) ctx->strategy = *ctx->workspace->strategy;
+
+        r->request_body_in_single_buf = 1;
+        ngx_int_t rc = ngx_http_read_client_request_body(r, body_read);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) return rc;
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: gateway handler failed: %s",
+                      e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status, const char *code,
+                                       const std::string &message) {
+    if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    std::string json = perpetuo::json_error(code, message);
+    ngx_buf_t *b = ngx_create_temp_buf(r->pool, json.size());
+    if (b == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    b->last = ngx_cpymem(b->pos, json.data(), json.size());
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = static_cast<off_t>(json.size());
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = nullptr;
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        ngx_table_elt_t *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+        if (h == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Bearer");
+    }
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
+    ngx_chain_t out = {b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}

@@ -1,0 +1,98 @@
+// Shared declarations of the nginx glue. The glue is C++ that includes the
+// nginx headers as C and catches every exception at each nginx callback, so
+// nothing thrown in the core ever unwinds through nginx's C frames.
+#pragma once
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+}
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "api_route.hpp"
+#include "config.hpp"
+#include "request_body.hpp"
+#include "response_meter.hpp"
+#include "strategy_name.hpp"
+#include "usage.hpp"
+
+extern "C" ngx_module_t ngx_http_perpetuo_module;
+
+struct ngx_http_perpetuo_main_conf_t {
+    ngx_str_t config_file;
+    perpetuo::Config *config;  // lives in a cycle pool cleanup, as long as the cycle
+    ngx_str_t redis_url;
+    ngx_shm_zone_t *shm_zone;
+};
+
+struct ngx_http_perpetuo_loc_conf_t {
+    ngx_flag_t gateway;
+    ngx_int_t strategy;  // a perpetuo::Strategy, or NGX_CONF_UNSET
+};
+
+// Per-request state; a C++ object placed in a pool cleanup block so its
+// destructor runs when the request's pool is freed.
+struct ngx_http_perpetuo_ctx_t {
+    const perpetuo::Config *config = nullptr;
+    std::string request_id;
+    ngx_int_t body_status = NGX_DONE;  // what the phase handler returns on re-entry
+
+    // Routing decision.
+    const perpetuo::Workspace *workspace = nullptr;
+    const perpetuo::Model *model = nullptr;
+    const perpetuo::Candidate *candidate = nullptr;
+    const perpetuo::Provider *provider = nullptr;
+    perpetuo::Strategy strategy = perpetuo::Strategy::kFallback;
+    perpetuo::Api api = perpetuo::Api::kUnknown;
+    perpetuo::RequestFacts facts;
+    bool injected_usage = false;
+    std::string upstream_url;
+    std::string upstream_host;   // Host header and TLS server name
+    std::string upstream_authorization;
+    std::string upstream_api_key;
+
+    // Response.
+    std::optional<perpetuo::ResponseMeter> meter;
+    std::string rewrite_out;  // reused scratch for rewritten stream bytes
+    ngx_chain_t *free = nullptr;
+    ngx_chain_t *busy = nullptr;
+    ngx_msec_t first_byte_msec = 0;
+
+    // Accounting, filled once (log phase or the first variable that needs it).
+    bool accounted = false;
+    perpetuo::Usage usage;
+    perpetuo::Micros cost_micros = 0;
+    ngx_uint_t status = 0;
+    ngx_msec_t latency_ms = 0;
+};
+
+ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_get_ctx(ngx_http_request_t *r);
+ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_create_ctx(ngx_http_request_t *r);
+
+// Per-worker sources of request ids and routing randomness.
+std::string ngx_http_perpetuo_next_request_id();
+std::uint64_t ngx_http_perpetuo_next_random();
+std::uint64_t ngx_http_perpetuo_next_sequence();
+
+ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_perpetuo_init_filters(ngx_conf_t *cf);
+ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r);
+void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx);
+ngx_int_t ngx_http_perpetuo_add_variables(ngx_conf_t *cf);
+
+// Sends {"error": {"code", "message"}} with `status` and finalizes the request.
+ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status,
+                                       const char *code, const std::string &message);
+
+char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_t *pmcf);
+char *ngx_http_perpetuo_declare_upstreams(ngx_conf_t *cf, const perpetuo::Config &config);
+std::string ngx_http_perpetuo_upstream_name(const perpetuo::Provider &provider);
+char *ngx_http_perpetuo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+inline std::string_view ngx_http_perpetuo_view(const ngx_str_t &s) {
+    return std::string_view(reinterpret_cast<const char *>(s.data), s.len);
+}
