@@ -55,16 +55,24 @@ ngx_int_t body_view(ngx_http_request_t *r, std::string_view *out, std::string *s
         return NGX_OK;
     }
     if (rb->temp_file != nullptr) return NGX_DECLINED;
-    if (rb->bufs->next == nullptr) {
-        ngx_buf_t *b = rb->bufs->buf;
-        if (!ngx_buf_in_memory(b)) return NGX_DECLINED;
-        *out = std::string_view(reinterpret_cast<const char *>(b->pos), b->last - b->pos);
+    ngx_chain_t *data = nullptr;
+    size_t pieces = 0;
+    for (ngx_chain_t *cl = rb->bufs; cl; cl = cl->next) {
+        if (ngx_buf_size(cl->buf) == 0) continue;  // e.g. the closing last_buf
+        if (!ngx_buf_in_memory(cl->buf)) return NGX_DECLINED;
+        data = cl;
+        ++pieces;
+    }
+    if (pieces <= 1) {
+        *out = data ? std::string_view(reinterpret_cast<const char *>(data->buf->pos),
+                                       data->buf->last - data->buf->pos)
+                    : std::string_view();
         return NGX_OK;
     }
-    for (ngx_chain_t *cl = rb->bufs; cl; cl = cl->next) {
-        if (!ngx_buf_in_memory(cl->buf)) return NGX_DECLINED;
-        scratch->append(reinterpret_cast<const char *>(cl->buf->pos), cl->buf->last - cl->buf->pos);
-    }
+    for (ngx_chain_t *cl = rb->bufs; cl; cl = cl->next)
+        if (ngx_buf_in_memory(cl->buf))
+            scratch->append(reinterpret_cast<const char *>(cl->buf->pos),
+                            cl->buf->last - cl->buf->pos);
     *out = *scratch;
     return NGX_OK;
 }
