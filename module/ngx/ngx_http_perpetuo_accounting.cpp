@@ -3,6 +3,10 @@
 // this module's log-phase handler.
 #include "ngx_perpetuo.hpp"
 
+#include <algorithm>
+
+#include "ngx_perpetuo_redis_link.hpp"
+
 void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
     if (ctx->accounted || ctx->candidate == nullptr) return;
     ctx->accounted = true;
@@ -33,11 +37,39 @@ void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c
     ctx->cost_micros = perpetuo::cost_micros(ctx->usage, ctx->candidate->price);
 }
 
+namespace {
+
+perpetuo::UsageRecord record_of(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
+    perpetuo::UsageRecord rec;
+    rec.request_id = ctx->request_id;
+    rec.workspace = ctx->workspace->id;
+    rec.provider = ctx->provider->name;
+    rec.model = ctx->facts.model;
+    rec.usage = ctx->usage;
+    rec.cost_micros = ctx->cost_micros;
+    rec.status = static_cast<int>(ctx->status);
+    rec.latency_ms = static_cast<std::int64_t>(ctx->latency_ms);
+    rec.created_ms = static_cast<std::int64_t>(r->start_sec) * 1000 + r->start_msec;
+    rec.stream = ctx->facts.stream;
+    if (ctx->first_byte_msec != 0) {
+        ngx_time_t *now = ngx_timeofday();
+        std::int64_t now_ms = static_cast<std::int64_t>(now->sec) * 1000 + now->msec;
+        // first_byte_msec is on nginx's monotonic clock; measure it back from now.
+        std::int64_t since_first_byte =
+            static_cast<std::int64_t>(ngx_current_msec - ctx->first_byte_msec);
+        rec.ttfb_ms = std::max<std::int64_t>(0, now_ms - since_first_byte - rec.created_ms);
+    }
+    return rec;
+}
+
+}  // namespace
+
 ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r) {
     ngx_http_perpetuo_ctx_t *ctx = r == r->main ? ngx_http_perpetuo_get_ctx(r) : nullptr;
     if (ctx == nullptr) return NGX_DECLINED;
     try {
         ngx_http_perpetuo_account(r, ctx);
+        if (ctx->candidate != nullptr) ngx_http_perpetuo_writer_push(record_of(r, ctx));
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: accounting failed: %s",
                       e.what());

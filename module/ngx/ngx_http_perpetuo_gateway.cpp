@@ -6,7 +6,7 @@
 #include <new>
 #include <vector>
 
-#include "key_hash.hpp"
+#include "digest.hpp"
 #include "json_text.hpp"
 #include "strategy.hpp"
 

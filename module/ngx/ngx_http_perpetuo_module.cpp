@@ -4,6 +4,7 @@
 #include <random>
 
 #include "config_yaml.hpp"
+#include "ngx_perpetuo_redis_link.hpp"
 #include "request_id.hpp"
 
 namespace {
@@ -14,16 +15,17 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 ngx_int_t preconfiguration(ngx_conf_t *cf);
 ngx_int_t postconfiguration(ngx_conf_t *cf);
 ngx_int_t init_process(ngx_cycle_t *cycle);
+void exit_process(ngx_cycle_t *cycle);
 
 char *set_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *set_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *set_strategy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *set_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 ngx_command_t ngx_http_perpetuo_commands[] = {
     {ngx_string("perpetuo_config"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_config,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
-    {ngx_string("perpetuo_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_redis,
+    {ngx_string("perpetuo_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+     ngx_http_perpetuo_redis_directive,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("perpetuo_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2, ngx_http_perpetuo_zone,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
@@ -89,22 +91,6 @@ char *set_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
     return ngx_http_perpetuo_load_config(cf, pmcf);
 }
 
-char *set_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
-    auto *pmcf = static_cast<ngx_http_perpetuo_main_conf_t *>(conf);
-    if (pmcf->redis_url.data != nullptr) return const_cast<char *>("is duplicate");
-    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
-    std::string_view url = ngx_http_perpetuo_view(value[1]);
-    if (url.rfind("redis://", 0) != 0 && url.rfind("unix:", 0) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis URL \"%V\": expected redis://[:password@]host:port[/db] "
-                           "or unix:/path/redis.sock[?db=N]",
-                           &value[1]);
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-    pmcf->redis_url = value[1];
-    return NGX_CONF_OK;
-}
-
 char *set_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
     auto *plcf = static_cast<ngx_http_perpetuo_loc_conf_t *>(conf);
     if (plcf->gateway != NGX_CONF_UNSET) return const_cast<char *>("is duplicate");
@@ -152,11 +138,29 @@ ngx_int_t init_process(ngx_cycle_t *cycle) {
         worker_ids = new perpetuo::RequestIdGenerator();
         std::random_device seed;
         worker_random = new std::mt19937_64((static_cast<std::uint64_t>(seed()) << 32) ^ seed());
+        auto *pmcf = static_cast<ngx_http_perpetuo_main_conf_t *>(
+            ngx_http_cycle_get_module_main_conf(cycle, ngx_http_perpetuo_module));
+        if (pmcf == nullptr || pmcf->config == nullptr) return NGX_OK;
+        ngx_http_perpetuo_zone_attach(pmcf);
+        if (pmcf->redis != nullptr) {
+            perpetuo::AccountingSettings settings;
+            settings.retention_days = pmcf->config->analytics.retention_days;
+            settings.max_log_entries = pmcf->config->analytics.max_log_entries_per_workspace;
+            return ngx_http_perpetuo_writer_init(cycle, *pmcf->redis, settings, (*worker_random)());
+        }
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "perpetuo: worker init failed: %s", e.what());
         return NGX_ERROR;
     }
     return NGX_OK;
+}
+
+void exit_process(ngx_cycle_t *cycle) {
+    try {
+        ngx_http_perpetuo_writer_exit(cycle);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "perpetuo: worker exit: %s", e.what());
+    }
 }
 
 }  // namespace
@@ -176,7 +180,7 @@ ngx_module_t ngx_http_perpetuo_module = {NGX_MODULE_V1,
                                          init_process,
                                          nullptr,
                                          nullptr,
-                                         nullptr,
+                                         exit_process,
                                          nullptr,
                                          NGX_MODULE_V1_PADDING};
 }

@@ -9,7 +9,10 @@ namespace {
 // reload into a binary whose layout differs.
 struct zone_header_t {
     ngx_uint_t version;
+    ngx_atomic_t redis_dropped_records;
 };
+
+zone_header_t *worker_zone;  // this worker's view of the zone, set at worker start
 
 constexpr ngx_uint_t kZoneVersion = 1;
 
@@ -61,4 +64,12 @@ char *ngx_http_perpetuo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
     pmcf->shm_zone->init = init_zone;
     pmcf->shm_zone->data = pmcf;  // marks the zone as ours until init replaces it
     return NGX_CONF_OK;
+}
+
+void ngx_http_perpetuo_zone_attach(ngx_http_perpetuo_main_conf_t *pmcf) {
+    worker_zone = pmcf->shm_zone ? static_cast<zone_header_t *>(pmcf->shm_zone->data) : nullptr;
+}
+
+void ngx_http_perpetuo_zone_count_dropped(std::uint64_t records) {
+    if (worker_zone != nullptr) ngx_atomic_fetch_add(&worker_zone->redis_dropped_records, records);
 }

@@ -22,10 +22,13 @@ extern "C" {
 
 extern "C" ngx_module_t ngx_http_perpetuo_module;
 
+struct ngx_perpetuo_redis_target_t;
+struct ngx_http_perpetuo_redis_conf_t;
+
 struct ngx_http_perpetuo_main_conf_t {
     ngx_str_t config_file;
     perpetuo::Config *config;  // lives in a cycle pool cleanup, as long as the cycle
-    ngx_str_t redis_url;
+    ngx_http_perpetuo_redis_conf_t *redis;  // null without perpetuo_redis
     ngx_shm_zone_t *shm_zone;
 };
 
@@ -87,6 +90,10 @@ ngx_int_t ngx_http_perpetuo_add_variables(ngx_conf_t *cf);
 // Sends {"error": {"code", "message"}} with `status` and finalizes the request.
 ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status,
                                        const char *code, const std::string &message);
+
+// Shared-memory counters (no-ops without perpetuo_zone).
+void ngx_http_perpetuo_zone_attach(ngx_http_perpetuo_main_conf_t *pmcf);
+void ngx_http_perpetuo_zone_count_dropped(std::uint64_t records);
 
 char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_t *pmcf);
 char *ngx_http_perpetuo_declare_upstreams(ngx_conf_t *cf, const perpetuo::Config &config);

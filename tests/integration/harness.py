@@ -57,15 +57,21 @@ def key_hash(key):
 
 
 class Redis:
-    def __init__(self, workdir):
+    """A redis-server of the test's own. `durable` fsyncs every write to an
+    append-only file, so a SIGKILL and restart lose nothing."""
+
+    def __init__(self, workdir, durable=False):
         self.port = free_port()
         self.dir = workdir
+        self.durable = durable
         self.proc = None
 
     def start(self):
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else \
+            ["--appendonly", "no"]
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+             "--save", "", *aof, "--dir", self.dir, "--daemonize", "no"],
             stdout=open(os.path.join(self.dir, "redis.log"), "ab"), stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc)
         return self
@@ -80,6 +86,10 @@ class Redis:
 
     def stop(self):
         stop(self.proc)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
 class MockProvider:

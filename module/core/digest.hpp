@@ -1,5 +1,5 @@
-// Virtual keys are stored only as SHA-256 digests; this is the one place that
-// turns a presented key into the digest the YAML lists.
+// Hex digests: virtual keys are stored only as SHA-256, and Redis names
+// scripts by SHA-1.
 #pragma once
 
 #include <string>
@@ -8,5 +8,6 @@
 namespace perpetuo {
 
 std::string sha256_hex(std::string_view data);
+std::string sha1_hex(std::string_view data);
 
 }  // namespace perpetuo

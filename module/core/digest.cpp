@@ -1,13 +1,15 @@
-#include "key_hash.hpp"
+#include "digest.hpp"
 
 #include <openssl/evp.h>
 
 namespace perpetuo {
 
-std::string sha256_hex(std::string_view data) {
+namespace {
+
+std::string digest_hex(std::string_view data, const EVP_MD *md) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+    EVP_Digest(data.data(), data.size(), digest, &len, md, nullptr);
     static const char kHex[] = "0123456789abcdef";
     std::string out(len * 2, '0');
     for (unsigned int i = 0; i < len; ++i) {
@@ -16,5 +18,10 @@ std::string sha256_hex(std::string_view data) {
     }
     return out;
 }
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) { return digest_hex(data, EVP_sha256()); }
+std::string sha1_hex(std::string_view data) { return digest_hex(data, EVP_sha1()); }
 
 }  // namespace perpetuo
