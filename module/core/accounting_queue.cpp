@@ -13,10 +13,15 @@ namespace {
 
 using Counters = std::map<std::pair<std::string, std::string>, std::int64_t>;
 
-void count_dimension(Counters &c, const std::string &day, const std::string &dim,
+// Counters go to per-day hashes split by what reads them: `:p` and `:m`
+// hold the per-provider and per-model totals (usage, errors), `:ph` and `:mh`
+// their latency histograms (only the latency endpoint reads those), so each
+// query reads small hashes. Fields are "<name>:<metric>".
+void count_dimension(Counters &c, const std::string &day, const char *kind, const std::string &name,
                      const UsageRecord &r) {
-    auto add = [&](const char *field, std::int64_t n) {
-        if (n != 0) c[{day, dim + field}] += n;
+    std::string totals = day + ":" + kind, histograms = totals + "h";
+    auto add = [&](const char *metric, std::int64_t n) {
+        if (n != 0) c[{totals, name + metric}] += n;
     };
     const Usage &u = r.usage;
     add(":req", 1);
@@ -42,11 +47,11 @@ void count_dimension(Counters &c, const std::string &day, const std::string &dim
             break;
     }
     if (r.status == 499) add(":cc", 1);
-    c[{day, dim + ":lb" + std::to_string(latency_bucket(r.latency_ms))}] += 1;
+    c[{histograms, name + ":lb" + std::to_string(latency_bucket(r.latency_ms))}] += 1;
     if (r.stream && r.ttfb_ms >= 0) {
         add(":sn", 1);
         add(":ttft", r.ttfb_ms);
-        c[{day, dim + ":tb" + std::to_string(latency_bucket(r.ttfb_ms))}] += 1;
+        c[{histograms, name + ":tb" + std::to_string(latency_bucket(r.ttfb_ms))}] += 1;
     }
 }
 
@@ -116,8 +121,8 @@ void AccountingQueue::form_batches(const AccountingSettings &settings, std::int6
         const UsageRecord &r = queue_[i];
         Forming &f = by_workspace[r.workspace];
         std::string day = day_bucket(r.created_ms);
-        count_dimension(f.counters, day, "p:" + r.provider, r);
-        count_dimension(f.counters, day, "m:" + r.model, r);
+        count_dimension(f.counters, day, "p", r.provider, r);
+        count_dimension(f.counters, day, "m", r.model, r);
         f.records.push_back(&r);
     }
     std::int64_t ttl = static_cast<std::int64_t>(settings.retention_days) * 86400;

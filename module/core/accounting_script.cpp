@@ -9,7 +9,7 @@ namespace {
 // KEYS[1]  "pp:{ws}", the prefix of every key of the workspace; the hash
 //          tag keeps them in one Redis Cluster slot.
 // ARGV     batch id, batch hour, ttl seconds, max log entries, now ms,
-//          counter count C, C triples (day, field, increment), then log
+//          counter count C, C triples (day hash suffix, field, increment), then log
 //          entries as 6-tuples (request id, created ms, provider, model,
 //          status, entry JSON).
 // The batch id is remembered per hour in a hash: a batch re-sent after a

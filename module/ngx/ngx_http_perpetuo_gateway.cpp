@@ -248,11 +248,10 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
     }
 }
 
-ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status, const char *code,
-                                       const std::string &message) {
+ngx_int_t ngx_http_perpetuo_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &json) {
     if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    std::string json = perpetuo::json_error(code, message);
-    ngx_buf_t *b = ngx_create_temp_buf(r->pool, json.size());
+    ngx_buf_t *b = ngx_create_temp_buf(r->pool, json.size() ? json.size() : 1);
     if (b == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     b->last = ngx_cpymem(b->pos, json.data(), json.size());
     b->last_buf = (r == r->main) ? 1 : 0;
@@ -262,15 +261,20 @@ ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = nullptr;
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
+    ngx_chain_t out = {b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
+ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status, const char *code,
+                                       const std::string &message) {
     if (status == NGX_HTTP_UNAUTHORIZED) {
-        ngx_table_elt_t *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+        auto *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
         if (h == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
         h->hash = 1;
         ngx_str_set(&h->key, "WWW-Authenticate");
         ngx_str_set(&h->value, "Bearer");
     }
-    ngx_int_t rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
-    ngx_chain_t out = {b, nullptr};
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_perpetuo_send_json(r, status, perpetuo::json_error(code, message));
 }

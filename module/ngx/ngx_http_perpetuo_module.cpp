@@ -31,6 +31,8 @@ ngx_command_t ngx_http_perpetuo_commands[] = {
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("perpetuo_gateway"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_gateway,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("perpetuo_analytics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_perpetuo_analytics, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("perpetuo_strategy"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_strategy,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
@@ -203,5 +205,18 @@ char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_
     }
     cln->handler = destroy_config;
     cln->data = pmcf->config;
+    if (pmcf->config->jwt.enabled) {
+        ngx_pool_cleanup_t *jcln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (jcln == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
+        try {
+            pmcf->jwt = new perpetuo::JwtVerifier(pmcf->config->jwt);
+        } catch (const std::exception &e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "perpetuo_config: \"%V\": auth.jwt: %s",
+                               &pmcf->config_file, e.what());
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        jcln->handler = [](void *data) { delete static_cast<perpetuo::JwtVerifier *>(data); };
+        jcln->data = pmcf->jwt;
+    }
     return ngx_http_perpetuo_declare_upstreams(cf, *pmcf->config);
 }

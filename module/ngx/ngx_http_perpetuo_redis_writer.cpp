@@ -8,6 +8,7 @@
 
 #include "accounting_queue.hpp"
 #include "accounting_script.hpp"
+#include "analytics_script.hpp"
 #include "ngx_perpetuo_redis_link.hpp"
 
 namespace {
@@ -121,7 +122,9 @@ ngx_int_t ngx_http_perpetuo_writer_init(ngx_cycle_t *cycle, const ngx_http_perpe
     writer = new Writer(conf, settings, worker_tag, cycle->log);
     writer->link = std::make_unique<NgxRedisLink>(
         conf.target, cycle->log,
-        std::vector<std::string>{"SCRIPT", "LOAD", std::string(perpetuo::accounting_script())});
+        std::vector<std::vector<std::string>>{
+            {"SCRIPT", "LOAD", std::string(perpetuo::accounting_script())},
+            {"SCRIPT", "LOAD", std::string(perpetuo::logs_script())}});
     writer->dummy.fd = (ngx_socket_t)-1;
     writer->flush.handler = flush_handler;
     writer->flush.data = &writer->dummy;
@@ -148,3 +151,5 @@ void ngx_http_perpetuo_writer_exit(ngx_cycle_t *cycle) {
     std::unique_ptr<Writer> gone(writer);
     writer = nullptr;
 }
+
+NgxRedisLink *ngx_http_perpetuo_redis_link() { return writer ? writer->link.get() : nullptr; }

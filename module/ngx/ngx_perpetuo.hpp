@@ -15,6 +15,7 @@ extern "C" {
 
 #include "api_route.hpp"
 #include "config.hpp"
+#include "jwt.hpp"
 #include "request_body.hpp"
 #include "response_meter.hpp"
 #include "strategy_name.hpp"
@@ -30,6 +31,7 @@ struct ngx_http_perpetuo_main_conf_t {
     perpetuo::Config *config;  // lives in a cycle pool cleanup, as long as the cycle
     ngx_http_perpetuo_redis_conf_t *redis;  // null without perpetuo_redis
     ngx_shm_zone_t *shm_zone;
+    perpetuo::JwtVerifier *jwt;  // lives as long as config; null without auth.jwt
 };
 
 struct ngx_http_perpetuo_loc_conf_t {
@@ -87,7 +89,9 @@ ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r);
 void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx);
 ngx_int_t ngx_http_perpetuo_add_variables(ngx_conf_t *cf);
 
-// Sends {"error": {"code", "message"}} with `status` and finalizes the request.
+ngx_int_t ngx_http_perpetuo_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &json);
+// Sends {"error": {"code", "message"}} with `status`; the caller finalizes.
 ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status,
                                        const char *code, const std::string &message);
 
@@ -98,6 +102,7 @@ void ngx_http_perpetuo_zone_count_dropped(std::uint64_t records);
 char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_t *pmcf);
 char *ngx_http_perpetuo_declare_upstreams(ngx_conf_t *cf, const perpetuo::Config &config);
 std::string ngx_http_perpetuo_upstream_name(const perpetuo::Provider &provider);
+char *ngx_http_perpetuo_analytics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_perpetuo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 inline std::string_view ngx_http_perpetuo_view(const ngx_str_t &s) {

@@ -88,7 +88,7 @@ void timer_fired(ngx_event_t *ev) {
 }  // namespace
 
 NgxRedisLink::NgxRedisLink(const ngx_perpetuo_redis_target_t &target, ngx_log_t *log,
-                           std::vector<std::string> on_connect)
+                           std::vector<std::vector<std::string>> on_connect)
     : target_(target), log_(log), on_connect_(std::move(on_connect)) {
     dummy_.data = this;
     dummy_.fd = (ngx_socket_t)-1;
@@ -173,7 +173,7 @@ void NgxRedisLink::connect() {
                 down("setup refused");
             }
         });
-    if (!on_connect_.empty()) command(on_connect_, [](redisReply *) {});
+    for (const auto &argv : on_connect_) command(argv, [](redisReply *) {});
 }
 
 bool NgxRedisLink::command(const std::vector<std::string> &argv, Reply reply) {

@@ -31,7 +31,7 @@ public:
     using Reply = std::function<void(redisReply *reply)>;
 
     NgxRedisLink(const ngx_perpetuo_redis_target_t &target, ngx_log_t *log,
-                 std::vector<std::string> on_connect);
+                 std::vector<std::vector<std::string>> on_connect);
     ~NgxRedisLink();
 
     void start();
@@ -54,7 +54,7 @@ private:
 
     ngx_perpetuo_redis_target_t target_;
     ngx_log_t *log_;
-    std::vector<std::string> on_connect_;  // e.g. SCRIPT LOAD, sent first on every connection
+    std::vector<std::vector<std::string>> on_connect_;  // SCRIPT LOADs, first on every connection
     redisAsyncContext *ac_ = nullptr;
     State state_ = State::kIdle;
     bool closing_ = false;  // being destroyed: callbacks must not re-arm anything
@@ -85,3 +85,7 @@ ngx_int_t ngx_http_perpetuo_writer_init(ngx_cycle_t *cycle, const ngx_http_perpe
                                         std::uint64_t worker_tag);
 void ngx_http_perpetuo_writer_push(perpetuo::UsageRecord record);
 void ngx_http_perpetuo_writer_exit(ngx_cycle_t *cycle);
+
+// The worker's Redis link (shared by accounting and analytics), or null
+// without perpetuo_redis.
+NgxRedisLink *ngx_http_perpetuo_redis_link();

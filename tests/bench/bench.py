@@ -3,7 +3,7 @@
 to the same mock provider, so the difference is the module's cost.
 
 Everything runs on free loopback ports and is stopped by PID at the end, also
-on Ctrl-C and errors. Run through scripts/bench; --help lists the options."""
+on Ctrl-C and errors. Run through scripts/bench."""
 
 import argparse
 import hashlib
@@ -31,9 +31,10 @@ KEY = "sk-perpetuo-bench"
 KEY_ENV = "PERPETUO_BENCH_PROVIDER_KEY"
 SCENARIOS = {"chat": False, "stream": True}
 WARMUP_S = 2
-# Commands a client issues to set up or inspect a connection, not records.
-NOT_RECORDS = {"info", "ping", "hello", "auth", "select", "client", "command", "config",
-               "dbsize", "multi", "exec", "script", "quit"}
+# The accounting script (module/core/accounting_script.cpp) stores each call's
+# log entry with one HSET, so HSET calls count records; commandstats also
+# counts the calls a script makes.
+RECORD_COMMAND = "hset"
 TICK = os.sysconf("SC_CLK_TCK")
 
 running = []  # (Popen, stop signal), stopped in reverse order
@@ -43,15 +44,18 @@ class Failure(Exception):
     pass
 
 
-def spawn(name, cmd, workdir, stop_signal=signal.SIGTERM, cpus=None, **kw):
+def spawn(name, cmd, workdir, cpus=None, stop_signal=signal.SIGTERM, **kw):
     # Own session: Ctrl-C reaches only us, so shutdown order stays ours.
-    if cpus:
-        cmd = ["taskset", "-c", cpus, *cmd]
-    kw.setdefault("stdout", open(os.path.join(workdir, name + ".log"), "ab"))
-    proc = subprocess.Popen(cmd, stderr=open(os.path.join(workdir, name + ".log"), "ab"),
+    log = os.path.join(workdir, name + ".log")
+    kw.setdefault("stdout", open(log, "ab"))
+    proc = subprocess.Popen(pinned(cmd, cpus), stderr=open(log, "ab"),
                             start_new_session=True, **kw)
     running.append((proc, stop_signal))
     return proc
+
+
+def pinned(cmd, cpus):
+    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
 
 
 def stop_all():
@@ -85,7 +89,7 @@ def wait_port(port, proc, what):
 
 
 class Nginx:
-    """One nginx instance. Both targets are built here, so worker count,
+    """One nginx instance. Every target is built here, so worker count,
     logging and temp paths cannot differ between them."""
 
     def __init__(self, label, workdir, args, server, main="", http="", env=None):
@@ -94,6 +98,7 @@ class Nginx:
         self.error_log = os.path.join(self.dir, "error.log")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
+        self.redis_port = None
         os.makedirs(self.dir)
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
@@ -119,70 +124,84 @@ http {{
         check = subprocess.run([*cmd, "-t"], env=env, capture_output=True, text=True)
         if check.returncode != 0:
             raise Failure(f"{label}: nginx -t failed:\n{check.stderr}")
-        self.proc = spawn(label, cmd, workdir, signal.SIGQUIT, args.cpus_server, env=env)
+        self.proc = spawn(label, cmd, workdir, args.pin.get("nginx"), signal.SIGQUIT, env=env)
         wait_port(self.port, self.proc, label)
 
-    def workers(self):
-        return children(self.proc.pid)
 
-
-def children(ppid):
-    pids = []
+def cpu_snapshot():
+    """{pid: (ppid, CPU seconds so far, all threads)} for every process."""
+    snap = {}
     for p in os.listdir("/proc"):
         try:
-            if p.isdigit() and int(stat_fields(int(p))[1]) == ppid:
-                pids.append(int(p))
-        except OSError:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            snap[int(p)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+        except (OSError, ValueError):
             pass
-    return pids
+    return snap
 
 
-def stat_fields(pid):
-    """Fields of /proc/PID/stat after the command name: [state, ppid, ...]."""
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        fields = stat_fields(pid)
-        total += int(fields[11]) + int(fields[12])  # utime + stime, all threads
-    return total / TICK
-
-
-def redis_records(port):
+def redis_calls(port):
     out = subprocess.run(["redis-cli", "-p", str(port), "info", "commandstats"],
                          capture_output=True, text=True, check=True).stdout
-    calls = {}
-    for name, n in re.findall(r"cmdstat_([^:]+):calls=(\d+)", out):
-        if name.split("|")[0] not in NOT_RECORDS:
-            calls[name] = int(n)
+    calls = {name: int(n) for name, n in re.findall(r"cmdstat_([^:]+):calls=(\d+)", out)}
+    calls.pop("info", None)  # ours
     return calls
 
 
-def run_wrk(target, stream, seconds, args, watched):
-    """One wrk run; returns its BENCH numbers plus CPU use (% of one core) of
-    the watched processes, so a saturated mock or wrk shows up in the output."""
-    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", "-s", LUA, target.url,
-           "--", KEY, "1" if stream else "0"]
-    if args.cpus_load:
-        cmd = ["taskset", "-c", args.cpus_load, *cmd]
-    before = {k: cpu_seconds(pids) for k, pids in watched.items()}
+def redis_settle(port, quiet_s=1.0, limit_s=60):
+    """Waits until Redis gets no more commands (the gateway has written what
+    it queued), so no backlog spills into the next run; returns the counts."""
+    calls, since, deadline = redis_calls(port), time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = redis_calls(port)
+        if now != calls:
+            calls, since = now, time.monotonic()
+    return calls
+
+
+def run_wrk(target, stream, seconds, args, helpers):
+    """One wrk run: its BENCH numbers plus CPU use, % of one core, of the
+    target's workers, of the helpers ({name: pid}), of wrk, and of processes
+    that are not ours (other work on this box skews a run; it shows here)."""
+    cmd = pinned(["wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", "-s", LUA, target.url,
+                  "--", KEY, "1" if stream else "0"], args.pin.get("wrk"))
+    redis_before = redis_calls(target.redis_port) if target.redis_port else None
+    before = cpu_snapshot()
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     wall = time.monotonic() - start
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = cpu_snapshot()
+    if target.redis_port:
+        during = redis_calls(target.redis_port)
+        settled = redis_settle(target.redis_port)
+        base = redis_before.get(RECORD_COMMAND, 0)
+        r_redis = {"records_per_s": (during.get(RECORD_COMMAND, 0) - base) / wall,
+                   "records": settled.get(RECORD_COMMAND, 0) - base,
+                   "commands": sorted(k for k in settled if settled[k] != redis_before.get(k))}
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
         raise Failure(f"wrk failed against {target.label}:\n{out.stdout}{out.stderr}")
     r = json.loads(line[6:])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-    r["cpu"] = {k: 100 * (cpu_seconds(pids) - before[k]) / wall for k, pids in watched.items()}
+    r["errors"] = {k: r[k] for k in ("connect", "read", "write", "timeout", "status") if r[k]}
+    if target.redis_port:
+        r.update(r_redis)
+
+    used = {pid: s - before[pid][1] for pid, (_, s) in after.items() if pid in before}
+    ours = {os.getpid()} | {p.pid for p, _ in running}
+    ours |= {pid for pid, (ppid, _) in after.items() if ppid in ours}  # nginx workers
+    groups = {"nginx": [pid for pid, (ppid, _) in after.items() if ppid == target.proc.pid]}
+    groups.update({name: [pid] for name, pid in helpers.items()})
+    r["cpu"] = {k: 100 * sum(used.get(p, 0) for p in pids) / wall for k, pids in groups.items()}
     r["cpu"]["wrk"] = 100 * (wrk_after.ru_utime + wrk_after.ru_stime
                              - wrk_before.ru_utime - wrk_before.ru_stime) / wall
-    r["errors"] = {k: r[k] for k in ("connect", "read", "write", "timeout", "status") if r[k]}
+    r["cpu"]["other"] = 100 * sum(s for pid, s in used.items() if pid not in ours) / wall
+    # The module's cost per call, unlike req/s, hardly moves with contention.
+    r["us_per_req"] = 1e6 * sum(used.get(p, 0) for p in groups["nginx"]) / r["requests"]
     return r
 
 
@@ -232,18 +251,18 @@ workspaces:
 
 
 def start_targets(workdir, args):
-    """Returns the nginx targets (plain first) and the processes to watch."""
+    """Returns the nginx targets (plain first) and the helper PIDs to watch."""
     # Private copies: a concurrent scripts/build must not swap binaries mid-run.
     module = shutil.copy(MODULE, os.path.join(workdir, "module.so"))
     mock_bin = shutil.copy(MOCK, os.path.join(workdir, "mock_provider"))
     # One mock loop per nginx worker, so the mock scales with what it serves.
     mock = spawn("mock", [mock_bin, "--port", "0", "--threads", str(args.workers)], workdir,
-                 cpus=args.cpus_load, stdout=subprocess.PIPE, text=True)
+                 args.pin.get("mock"), stdout=subprocess.PIPE, text=True)
     line = mock.stdout.readline().split()
     if len(line) != 2 or line[0] != "PORT":
         raise Failure(f"mock provider did not start: {line}")
     mock_port = int(line[1])
-    watched = {"mock": [mock.pid]}
+    helpers = {"mock": mock.pid}
 
     plain = Nginx("nginx", workdir, args,
                   http=f"upstream mock {{ server 127.0.0.1:{mock_port}; keepalive 32; }}",
@@ -260,50 +279,43 @@ def start_targets(workdir, args):
         port = free_port()
         redis = spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no", "--dir", workdir],
-                      workdir, cpus=args.cpus_load)
+                      workdir, args.pin.get("mock"))
         wait_port(port, redis, "redis-server")
         gateway["http"] += f"\n    perpetuo_redis redis://127.0.0.1:{port};"
         try:
             targets.append(Nginx("gateway+redis", workdir, args, **gateway))
             targets[-1].redis_port = port
-            watched["redis"] = [redis.pid]
+            helpers["redis"] = redis.pid
         except Failure as e:
             if args.redis or 'unknown directive "perpetuo_redis"' not in str(e):
                 raise
             print("note: this build does not accept perpetuo_redis: no Redis row")
-    return targets, watched
+    return targets, helpers
 
 
-def measure(targets, watched, args):
-    """results[scenario][label] = list of runs. Targets alternate within each
-    repetition, in reversed order every other one, so drift on this shared box
-    hits every target alike."""
+def measure(targets, helpers, args):
+    """Returns (results[scenario][label] = runs, runs with failed requests).
+    Targets alternate within each repetition, in reversed order every other
+    one, so drift on this shared box hits every target alike."""
     results = {s: {t.label: [] for t in targets} for s in SCENARIOS}
-    failed = []  # runs with failed requests, warm-ups included
+    failed = []
     for rep in range(args.reps):
         for scenario, stream in SCENARIOS.items():
             for t in (targets if rep % 2 == 0 else targets[::-1]):
-                procs = {**watched, "nginx": t.workers()}
-                if t.label != "gateway+redis":
-                    procs.pop("redis", None)
+                watch = {k: v for k, v in helpers.items() if k != "redis" or t.redis_port}
                 if rep == 0:
-                    warm = run_wrk(t, stream, WARMUP_S, args, procs)
+                    warm = run_wrk(t, stream, WARMUP_S, args, watch)
                     warm["label"] = f"{scenario}/{t.label} warm-up"
                     failed += [warm] if warm["errors"] else []
-                before = redis_records(t.redis_port) if hasattr(t, "redis_port") else None
-                r = run_wrk(t, stream, args.duration, args, procs)
-                if before is not None:
-                    after = redis_records(t.redis_port)
-                    r["records"] = {k: v - before.get(k, 0) for k, v in after.items()
-                                    if v != before.get(k, 0)}
-                print(f"  run {rep + 1}/{args.reps} {scenario:6} {t.label:14} "
-                      f"{r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
-                      f"p99 {r['p99_us'] / 1000:6.2f} ms  cpu% "
-                      + " ".join(f"{k} {v:.0f}" for k, v in sorted(r["cpu"].items()))
-                      + (f"  ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
+                r = run_wrk(t, stream, args.duration, args, watch)
                 r["label"] = f"{scenario}/{t.label} run {rep + 1}"
                 failed += [r] if r["errors"] else []
                 results[scenario][t.label].append(r)
+                print(f"  run {rep + 1}/{args.reps} {scenario:6} {t.label:14}"
+                      f"{r['rps']:8.0f} req/s  p50 {r['p50_us'] / 1000:5.2f}  "
+                      f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['us_per_req']:5.1f} us/req  cpu% "
+                      + " ".join(f"{k} {v:.0f}" for k, v in r["cpu"].items())
+                      + (f"  ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
     return results, failed
 
 
@@ -313,54 +325,65 @@ def med(runs, key):
 
 def report(results, targets, args):
     labels = [t.label for t in targets]
-    ms = lambda runs: f"{med(runs, 'p50_us') / 1000:6.2f} / {med(runs, 'p99_us') / 1000:6.2f}"
-    print(f"\nMedian of {args.reps} interleaved run(s) of {args.duration} s per target "
-          f"and scenario, after a {WARMUP_S} s warm-up; p50 / p99 latency in ms.\n")
-    print(f"{'scenario':8} {'gateway':14} {'nginx req/s':>11} {'gateway req/s':>13} "
-          f"{'ratio':>6}   {'nginx p50 / p99':>15}   {'gateway p50 / p99':>17}")
+    print(f"\nMedian of {args.reps} run(s) per target and scenario, {args.duration} s each, "
+          f"targets interleaved, after a {WARMUP_S} s warm-up.")
+    print("us/req: CPU time of the nginx worker(s) per request (user+sys), the module's "
+          "cost\nindependent of what else competes for the 2 cores.\n")
+    print(f"{'':23}{'------- req/s -------':>24}  {'-- p50 ms --':>13}  {'-- p99 ms --':>13}"
+          f"  {'-- us/req --':>13}")
+    print(f"{'scenario':8} {'gateway':14}  {'nginx':>7} {'gateway':>8} {'ratio':>6}  "
+          + "  ".join(f"{'nginx':>6} {'gw':>6}" for _ in range(3)))
     for scenario in SCENARIOS:
         plain = results[scenario][labels[0]]
         for label in labels[1:]:
             gw = results[scenario][label]
-            print(f"{scenario:8} {label:14} {med(plain, 'rps'):11.0f} {med(gw, 'rps'):13.0f} "
-                  f"{med(gw, 'rps') / med(plain, 'rps'):6.2f}   {ms(plain):>15}   {ms(gw):>17}")
+            pairs = [f"{med(plain, key) / scale:6.{d}f} {med(gw, key) / scale:6.{d}f}"
+                     for key, scale, d in (("p50_us", 1000, 2), ("p99_us", 1000, 2),
+                                           ("us_per_req", 1, 1))]
+            print(f"{scenario:8} {label:14}  {med(plain, 'rps'):7.0f} {med(gw, 'rps'):8.0f} "
+                  f"{med(gw, 'rps') / med(plain, 'rps'):6.2f}  " + "  ".join(pairs))
 
-    print("\nCPU during the measured runs, % of one core (median):")
+    print("\nCPU during the measured runs, % of one core (median; 'other' = processes "
+          "not started by the bench):")
     for scenario in SCENARIOS:
         for label in labels:
             runs = results[scenario][label]
-            cpu = {k: statistics.median(r["cpu"][k] for r in runs) for k in runs[0]["cpu"]}
-            print(f"  {scenario:8} {label:14} "
-                  + "  ".join(f"{k} {v:5.1f}" for k, v in sorted(cpu.items())))
+            print(f"  {scenario:8} {label:14} " + "  ".join(
+                f"{k} {statistics.median(r['cpu'][k] for r in runs):5.1f}" for k in runs[0]["cpu"]))
+    busiest = max(r["cpu"]["other"] for s in results.values() for runs in s.values() for r in runs)
+    if busiest > 10:
+        print(f"  !! other processes used up to {busiest:.0f}% of a core during a run: "
+              "numbers are noisy, rerun on a quiet box")
 
-    if "gateway+redis" in labels:
-        print("\nRedis (gateway+redis), commands other than connection setup:")
+    redis_target = next((t for t in targets if t.redis_port), None)
+    if redis_target:
+        print(f"\nRedis accounting by {redis_target.label} (records = {RECORD_COMMAND} calls; "
+              "'kept' = records once the gateway's queue drained, per request served):")
         for scenario in SCENARIOS:
-            runs = results[scenario]["gateway+redis"]
-            counts = [sum(r["records"].values()) for r in runs]
-            if not any(counts):
-                print(f"  {scenario:8} no Redis writes seen during the runs: "
+            runs = results[scenario][redis_target.label]
+            if not any(r["records"] for r in runs):
+                names = sorted({c for r in runs for c in r["commands"]}) or ["none"]
+                print(f"  {scenario:8} no records seen (commands: {', '.join(names)}): "
                       "accounting into Redis is not active in this build")
                 continue
-            per_s = statistics.median(c / (r["duration_us"] / 1e6) for c, r in zip(counts, runs))
-            per_req = statistics.median(c / r["requests"] for c, r in zip(counts, runs))
-            names = sorted({k for r in runs for k in r["records"]})
-            print(f"  {scenario:8} {per_s:9.0f} commands/s, {per_req:.2f} per request "
-                  f"({', '.join(names)})")
-        print(f"  keys in Redis after the bench: {targets[-1].redis_keys}")
+            kept = med(runs, "records") / med(runs, "requests")
+            print(f"  {scenario:8} {med(runs, 'records_per_s'):7.0f} records/s written during "
+                  f"the runs, for {med(runs, 'rps'):.0f} req/s; kept {100 * kept:.1f}%"
+                  + ("" if kept > 0.999 else "  !! records lost: see the error log"))
+        print(f"  keys in Redis after the bench: {redis_target.redis_keys}")
 
 
 def check_logs(targets):
-    """Returns the count of bad lines after printing them; run after nginx stopped
-    so shutdown problems count too."""
+    """Prints what the error logs hold; returns the count of error-or-worse
+    lines. Run after nginx stopped, so shutdown problems count too."""
     bad = 0
     for t in targets:
         with open(t.error_log) as f:
             lines = f.read().splitlines()
         worst = [l for l in lines if re.search(r"\[(error|crit|alert|emerg)\]|exited on signal", l)]
         warns = [l for l in lines if "[warn]" in l]
-        print(f"  {t.label:14} error log: {len(worst)} error-or-worse, {len(warns)} warn "
-              f"lines ({t.error_log})")
+        print(f"  {t.label:14} {len(worst)} error-or-worse, {len(warns)} warn lines  "
+              f"({t.error_log})")
         for l in (worst + warns)[:8]:
             print("      " + l)
         bad += len(worst)
@@ -371,17 +394,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smoke check: one 3 s run each")
     p.add_argument("--duration", type=int, default=10, help="seconds per measured run")
-    p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--workers", type=int, default=1, help="nginx worker_processes, both targets")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections")
+    p.add_argument("--workers", type=int, default=1, help="nginx worker_processes, all targets")
     p.add_argument("--reps", type=int, default=3, help="runs per target and scenario (median)")
     p.add_argument("--redis", action=argparse.BooleanOptionalAction, default=None,
                    help="also bench the gateway with perpetuo_redis "
                         "(default: when the build accepts it)")
-    p.add_argument("--cpus-server", metavar="LIST", default=None,
-                   help="taskset CPU list for both nginx (default: no pinning)")
-    p.add_argument("--cpus-load", metavar="LIST", default=None,
-                   help="taskset CPU list for wrk, the mock and redis (default: no pinning)")
+    p.add_argument("--pin", default="", metavar="nginx=1,mock=0,wrk=1",
+                   help="taskset CPU lists by role (redis goes with mock); default: none")
     args = p.parse_args()
+    args.pin = dict(role.split("=", 1) for role in args.pin.split(",") if role)
+    if set(args.pin) - {"nginx", "mock", "wrk"}:
+        p.error("--pin roles are nginx, mock and wrk")
     if args.quick:
         args.duration, args.reps = 3, 1
     for path in (MODULE, MOCK):
@@ -389,22 +413,23 @@ def main():
             raise Failure(f"{path} is missing: run scripts/build")
 
     version = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
-    print(f"PERPETUO bench: nproc {os.cpu_count()}, {version}, wrk -t1 -c{args.connections}, "
-          f"{args.workers} nginx worker(s), access_log off, pinning "
-          f"{'nginx=' + str(args.cpus_server) + ' load=' + str(args.cpus_load) if args.cpus_server or args.cpus_load else 'none'}")
-    print(f"module {MODULE} ({time.ctime(os.path.getmtime(MODULE))})")
+    print(f"PERPETUO bench: nproc {os.cpu_count()}, {version.replace('nginx version: ', '')}, "
+          f"wrk -t1 -c{args.connections}, {args.workers} nginx worker(s) per target, "
+          f"access_log off, pinning: {args.pin or 'none'}")
+    print(f"module {MODULE} built {time.ctime(os.path.getmtime(MODULE))}")
     workdir = tempfile.mkdtemp(prefix="perpetuo-bench-")
-    print(f"logs and configs in {workdir}")
+    print(f"configs and logs in {workdir}")
     targets = []
     try:
-        targets, watched = start_targets(workdir, args)
+        targets, helpers = start_targets(workdir, args)
         for t in targets:
             for stream in SCENARIOS.values():
                 chat_once(t, stream)
-        results, failed = measure(targets, watched, args)
-        for t in targets[2:]:  # read before redis-server stops
-            t.redis_keys = subprocess.run(["redis-cli", "-p", str(t.redis_port), "dbsize"],
-                                          capture_output=True, text=True).stdout.strip()
+        results, failed = measure(targets, helpers, args)
+        for t in targets:  # read before redis-server stops
+            if t.redis_port:
+                t.redis_keys = subprocess.run(["redis-cli", "-p", str(t.redis_port), "dbsize"],
+                                              capture_output=True, text=True).stdout.strip()
     finally:
         stop_all()
     report(results, targets, args)

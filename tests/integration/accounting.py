@@ -7,10 +7,8 @@ import time
 def workspace_totals(r, workspace="ws_123"):
     """Sums the per-day, per-provider counters of a workspace."""
     totals = {}
-    for key in r.scan_iter(f"pp:{{{workspace}}}:d:*"):
+    for key in r.scan_iter(f"pp:{{{workspace}}}:d:*:p"):
         for field, value in r.hgetall(key).items():
-            if not field.startswith("p:"):
-                continue
             metric = field.rsplit(":", 1)[1]
             totals[metric] = totals.get(metric, 0) + int(value)
     return totals

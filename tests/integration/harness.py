@@ -272,3 +272,19 @@ def sse_events(text):
 
 def workdir(prefix="perpetuo-it-"):
     return tempfile.mkdtemp(prefix=prefix)
+
+
+def mint_jwt(secret, workspaces, ttl=3600, claim="workspaces", **extra):
+    """An HS256 token as an identity provider would issue it."""
+    import base64
+    import hmac
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    payload = {claim: workspaces, "iat": now, "exp": now + ttl, **extra}
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
+        b64(json.dumps(payload).encode())
+    sig = hmac.new(secret.encode(), signing_input.encode(), "sha256").digest()
+    return signing_input + "." + b64(sig)

@@ -109,15 +109,16 @@ TEST_F(RedisServer, AResentBatchCountsOnce) {
     std::vector<std::string> argv = q.pending(settings, now)[0].argv;
     EXPECT_EQ(run(argv), 1);
     EXPECT_EQ(run(argv), 0) << "the same batch again is a no-op";
-    const char *day = "pp:{ws_a}:d:20260101";
-    EXPECT_EQ(integer("HGET %s %s", day, "m:m:req"), 4);
-    EXPECT_EQ(integer("HGET %s %s", day, "m:m:in"), 10 + 11 + 12 + 13);
-    EXPECT_EQ(integer("HGET %s %s", day, "p:openai:req"), 2);
-    EXPECT_EQ(integer("HGET %s %s", day, "p:anthropic:e5"), 1);
+    const char *models = "pp:{ws_a}:d:20260101:m", *providers = "pp:{ws_a}:d:20260101:p";
+    EXPECT_EQ(integer("HGET %s %s", models, "m:req"), 4);
+    EXPECT_EQ(integer("HGET %s %s", models, "m:in"), 10 + 11 + 12 + 13);
+    EXPECT_EQ(integer("HGET %s %s", providers, "openai:req"), 2);
+    EXPECT_EQ(integer("HGET %s %s", providers, "anthropic:e5"), 1);
+    EXPECT_EQ(integer("HGET %s %s", "pp:{ws_a}:d:20260101:ph", "openai:lb1"), 2);
     EXPECT_EQ(integer("ZCARD %s", "pp:{ws_a}:log"), 4);
     EXPECT_EQ(integer("ZCARD %s", "pp:{ws_a}:log:p:openai"), 2);
     EXPECT_EQ(integer("ZCARD %s", "pp:{ws_a}:log:s:500"), 1);
-    EXPECT_GT(integer("TTL %s", day), 0);
+    EXPECT_GT(integer("TTL %s", providers), 0);
 }
 
 TEST_F(RedisServer, TheLogKeepsItsCapAndItsIndexesInStep) {
@@ -139,7 +140,7 @@ TEST_F(RedisServer, TheLogKeepsItsCapAndItsIndexesInStep) {
               5);
     EXPECT_EQ(integer("ZSCORE %s %s", "pp:{ws_a}:log", "req_2"), 0);
     // Counters are not capped: they are the totals.
-    EXPECT_EQ(integer("HGET %s %s", "pp:{ws_a}:d:20260101", "m:m:req"), 8);
+    EXPECT_EQ(integer("HGET %s %s", "pp:{ws_a}:d:20260101:m", "m:req"), 8);
 }
 
 TEST_F(RedisServer, EntriesOlderThanRetentionAreTrimmed) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 namespace perpetuo {
@@ -12,6 +13,10 @@ struct RouteCase {
     std::string path;
     Api api;
 };
+
+void PrintTo(const RouteCase &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class ApiFromPathTest : public ::testing::TestWithParam<RouteCase> {};
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <ostream>
 #include <string>
 
 namespace perpetuo {
@@ -24,9 +25,13 @@ EnvLookup fake_env() {
     };
 }
 
-Config load(const std::string &yaml) { return load_config_text(yaml, "perpetuo.yaml", fake_env()); }
+Config load(const std::string &yaml) {
+    return load_config_text(yaml, "perpetuo.yaml", fake_env());
+}
 
-std::string fixture(const std::string &name) { return std::string(PERPETUO_FIXTURES) + "/" + name; }
+std::string fixture(const std::string &name) {
+    return std::string(PERPETUO_FIXTURES) + "/" + name;
+}
 
 // SHA-256 of the virtual key "test", in uppercase to check normalization.
 const char kTestKeyHashUpper[] = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
@@ -234,6 +239,10 @@ int marked_line(const std::string &yaml) {
     return 1 + static_cast<int>(std::count(yaml.begin(), yaml.begin() + at, '\n'));
 }
 
+void PrintTo(const ConfigErrorCase &c, std::ostream *os) {
+    *os << c.name;
+}
+
 class ConfigErrorTest : public ::testing::TestWithParam<ConfigErrorCase> {};
 
 TEST_P(ConfigErrorTest, LocatesTheMistake) {
@@ -251,25 +260,28 @@ TEST_P(ConfigErrorTest, LocatesTheMistake) {
     }
 }
 
-// Builds a config whose openai provider body is `body` (indented 4 spaces).
+// Each error case changes one part of an otherwise valid config, so it fails
+// for that one reason only.
 std::string with_provider(const std::string &body) {
     return "providers:\n  openai:\n" + body + kModels;
 }
 
-// Builds a config whose gpt-4o candidate list is `candidates`.
 std::string with_candidates(const std::string &candidates) {
     return kProviders + "models:\n  gpt-4o:\n" + candidates;
 }
 
-// Builds a config whose gpt-4o candidate price mapping is `price`.
 std::string with_price(const std::string &price) {
     return with_candidates("    - provider: openai\n      model: gpt-4o\n      price: " + price +
                            "\n");
 }
 
-std::string with_section(const std::string &section) { return kProviders + kModels + section; }
+std::string with_section(const std::string &section) {
+    return kProviders + kModels + section;
+}
 
-std::string with_jwt(const std::string &body) { return with_section("auth:\n  jwt:\n" + body); }
+std::string with_jwt(const std::string &body) {
+    return with_section("auth:\n  jwt:\n" + body);
+}
 
 const std::string kUrlKey = "providers.openai.base_url";
 const std::string kPriceKey = "models.gpt-4o[0].price";
@@ -279,13 +291,12 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     // The document itself.
     {"EmptyFile", "", "", "the file is empty", 0},
     {"OnlyComments", "# nothing configured yet\n", "", "the file is empty", 0},
-    {"YamlSyntaxError",
-     "providers:\n  openai:\n    kind: openai\n   base_url: https://x  # <-\n", "",
-     "YAML syntax error"},
+    {"YamlSyntaxError", "providers:\n  openai:\n    kind: openai\n   base_url: https://x  # <-\n",
+     "", "YAML syntax error"},
     {"RootIsASequence", "- providers  # <-\n- models\n", "", "must be a mapping"},
     {"RootIsAScalar", "just some text  # <-\n", "", "must be a mapping"},
-    {"UnknownTopLevelKey", kProviders + kModels + "routing:  # <-\n  default: fastest\n",
-     "routing", "unknown key (expected one of: providers, models,"},
+    {"UnknownTopLevelKey", kProviders + kModels + "routing:  # <-\n  default: fastest\n", "routing",
+     "unknown key (expected one of: providers, models,"},
     {"KeyThatIsNotAScalar", "providers:\n  [a, b]:  # <-\n    kind: openai\n", "",
      "bad conversion"},
     // A missing key is located at the mapping that lacks it.
@@ -293,8 +304,7 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     {"ModelsMissing", kProviders, "models", "is required", 1},
 
     // providers
-    {"ProvidersNotAMap", "providers: [openai]  # <-\n" + kModels, "providers",
-     "must be a mapping"},
+    {"ProvidersNotAMap", "providers: [openai]  # <-\n" + kModels, "providers", "must be a mapping"},
     {"ProvidersEmpty", "providers: {}  # <-\n" + kModels, "providers",
      "must name at least one provider"},
     {"ProviderNameWithDot",
@@ -321,8 +331,7 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     {"KindNotAString",
      with_provider("    kind: [openai]  # <-\n    base_url: https://api.openai.com\n"),
      "providers.openai.kind", "must be a string"},
-    {"KindUnknown",
-     with_provider("    kind: azure  # <-\n    base_url: https://api.openai.com\n"),
+    {"KindUnknown", with_provider("    kind: azure  # <-\n    base_url: https://api.openai.com\n"),
      "providers.openai.kind", "unknown kind \"azure\""},
     // An empty value has no position of its own; the operator needs the line
     // of its key, not of whatever follows it.
@@ -343,16 +352,15 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
      with_provider("    kind: openai\n    base_url: https://api.openai.com/v1?x=1  # <-\n"),
      kUrlKey, "must not hold a query, fragment or credentials"},
     {"BaseUrlPortTooLarge",
-     with_provider("    kind: openai\n    base_url: https://api.openai.com:65536  # <-\n"),
-     kUrlKey, "has an invalid port"},
+     with_provider("    kind: openai\n    base_url: https://api.openai.com:65536  # <-\n"), kUrlKey,
+     "has an invalid port"},
     {"BaseUrlUnterminatedIpv6",
      with_provider("    kind: openai\n    base_url: http://[::1:8080/v1  # <-\n"), kUrlKey,
      "has an unterminated IPv6 literal"},
-    {"BaseUrlNoHost", with_provider("    kind: openai\n    base_url: https:///v1  # <-\n"),
-     kUrlKey, "has no host"},
-    {"BaseUrlNotAString",
-     with_provider("    kind: openai\n    base_url: {host: x}  # <-\n"), kUrlKey,
-     "must be a string"},
+    {"BaseUrlNoHost", with_provider("    kind: openai\n    base_url: https:///v1  # <-\n"), kUrlKey,
+     "has no host"},
+    {"BaseUrlNotAString", with_provider("    kind: openai\n    base_url: {host: x}  # <-\n"),
+     kUrlKey, "must be a string"},
     {"ApiKeyEnvMissingForOpenai",
      with_provider("    kind: openai  # <-\n    base_url: https://api.openai.com\n"),
      "providers.openai.api_key_env", "is required for kind openai"},
@@ -406,8 +414,8 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     {"CandidatesEmpty", kProviders + "models:\n  gpt-4o: []  # <-\n", "models.gpt-4o",
      "must be a non-empty list of candidates"},
     {"CandidatesNullLocatedAtItsKey",
-     kProviders + "models:\n  gpt-4o:  # <-\n  gpt-4o-mini:\n    - provider: openai\n", "models.gpt-4o",
-     "must be a non-empty list of candidates"},
+     kProviders + "models:\n  gpt-4o:  # <-\n  gpt-4o-mini:\n    - provider: openai\n",
+     "models.gpt-4o", "must be a non-empty list of candidates"},
     {"CandidateNotAMap", with_candidates("    - openai  # <-\n"), "models.gpt-4o[0]",
      "must be a mapping"},
     {"UnknownCandidateKey",
@@ -430,13 +438,12 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     {"CandidatePriceMissing", with_candidates("    - provider: openai  # <-\n      model: x\n"),
      kPriceKey, "is required"},
     {"PriceNotAMap", with_price("2.50  # <-"), kPriceKey, "must be a mapping"},
-    {"PriceUnknownKey",
-     with_price("{input_per_mtok: 1, output_per_mtok: 2, per_request: 1}  # <-"),
+    {"PriceUnknownKey", with_price("{input_per_mtok: 1, output_per_mtok: 2, per_request: 1}  # <-"),
      kPriceKey + ".per_request", "unknown key"},
-    {"PriceInputMissing", with_price("{output_per_mtok: 10}  # <-"),
-     kPriceKey + ".input_per_mtok", "is required"},
-    {"PriceOutputMissing", with_price("{input_per_mtok: 10}  # <-"),
-     kPriceKey + ".output_per_mtok", "is required"},
+    {"PriceInputMissing", with_price("{output_per_mtok: 10}  # <-"), kPriceKey + ".input_per_mtok",
+     "is required"},
+    {"PriceOutputMissing", with_price("{input_per_mtok: 10}  # <-"), kPriceKey + ".output_per_mtok",
+     "is required"},
     {"PriceSevenDecimals", with_price("{input_per_mtok: 0.0000001, output_per_mtok: 1}  # <-"),
      kPriceKey + ".input_per_mtok", "at most 6 decimals"},
     {"PriceNegative", with_price("{input_per_mtok: 1, output_per_mtok: -10}  # <-"),
@@ -467,23 +474,22 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     // workspaces
     {"WorkspacesNotAMap", with_section("workspaces: [team-a]  # <-\n"), "workspaces",
      "must be a mapping"},
-    {"WorkspaceIdWithDot", with_section("workspaces:\n  team.a: {}  # <-\n"),
-     "workspaces.team.a", "workspace ids must match"},
-    {"WorkspaceIdWithSlash", with_section("workspaces:\n  team/a: {}  # <-\n"),
-     "workspaces.team/a", "workspace ids must match"},
+    {"WorkspaceIdWithDot", with_section("workspaces:\n  team.a: {}  # <-\n"), "workspaces.team.a",
+     "workspace ids must match"},
+    {"WorkspaceIdWithSlash", with_section("workspaces:\n  team/a: {}  # <-\n"), "workspaces.team/a",
+     "workspace ids must match"},
     {"WorkspaceBodyNotAMap", with_section("workspaces:\n  team-a: cheapest  # <-\n"),
      "workspaces.team-a", "must be a mapping"},
     {"UnknownWorkspaceKey", with_section("workspaces:\n  team-a:\n    keys: []  # <-\n"),
      "workspaces.team-a.keys", "unknown key (expected one of: api_keys_sha256, strategy)"},
-    {"KeyHashesNotAList",
-     with_section("workspaces:\n  team-a:\n    api_keys_sha256: abc  # <-\n"),
+    {"KeyHashesNotAList", with_section("workspaces:\n  team-a:\n    api_keys_sha256: abc  # <-\n"),
      "workspaces.team-a.api_keys_sha256", "must be a list of hex SHA-256 digests"},
     {"KeyHashTooShort",
      with_section("workspaces:\n  team-a:\n    api_keys_sha256:\n      - 9f86d081  # <-\n"),
      kHashKey, "must be 64 hex digits"},
     {"KeyHashNotHex",
-     with_section("workspaces:\n  team-a:\n    api_keys_sha256:\n      - " +
-                  std::string(63, 'a') + "g  # <-\n"),
+     with_section("workspaces:\n  team-a:\n    api_keys_sha256:\n      - " + std::string(63, 'a') +
+                  "g  # <-\n"),
      kHashKey, "must be 64 hex digits"},
     {"KeyHashIsTheKeyItself",
      with_section("workspaces:\n  team-a:\n    api_keys_sha256: [sk-perpetuo-team-a]  # <-\n"),
@@ -503,8 +509,7 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
                   "      - " +
                   kTestKeyHashUpper + "  # <-\n"),
      "workspaces.team-b.api_keys_sha256[0]", "already given to workspace team-a"},
-    {"UnknownStrategy",
-     with_section("workspaces:\n  team-a:\n    strategy: fastest-first  # <-\n"),
+    {"UnknownStrategy", with_section("workspaces:\n  team-a:\n    strategy: fastest-first  # <-\n"),
      "workspaces.team-a.strategy", "unknown strategy \"fastest-first\""},
 
     // auth
@@ -553,8 +558,7 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
      "analytics.retention_days", "must be between 1 and 3650"},
     {"RetentionDaysTooLarge", with_section("analytics:\n  retention_days: 3651  # <-\n"),
      "analytics.retention_days", "must be between 1 and 3650"},
-    {"MaxLogEntriesZero",
-     with_section("analytics:\n  max_log_entries_per_workspace: 0  # <-\n"),
+    {"MaxLogEntriesZero", with_section("analytics:\n  max_log_entries_per_workspace: 0  # <-\n"),
      "analytics.max_log_entries_per_workspace", "must be between 1 and 1000000000"},
 };
 

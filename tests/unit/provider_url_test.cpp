@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 namespace perpetuo {
@@ -16,6 +17,10 @@ struct AcceptedUrl {
     std::string path;
     std::string host_header;
 };
+
+void PrintTo(const AcceptedUrl &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class AcceptedUrlTest : public ::testing::TestWithParam<AcceptedUrl> {};
 
@@ -32,7 +37,8 @@ TEST_P(AcceptedUrlTest, SplitsIntoSchemeHostPortAndBasePath) {
 }
 
 const AcceptedUrl kAccepted[] = {
-    {"HttpsDefaultPort", "https://api.openai.com", true, "api.openai.com", 443, "", "api.openai.com"},
+    {"HttpsDefaultPort", "https://api.openai.com", true, "api.openai.com", 443, "",
+     "api.openai.com"},
     {"HttpDefaultPort", "http://localhost", false, "localhost", 80, "", "localhost"},
     {"TrailingV1Stripped", "https://api.openai.com/v1", true, "api.openai.com", 443, "",
      "api.openai.com"},
@@ -43,8 +49,8 @@ const AcceptedUrl kAccepted[] = {
     {"SeveralTrailingSlashes", "https://api.openai.com/v1//", true, "api.openai.com", 443, "",
      "api.openai.com"},
     {"ExplicitPort", "http://localhost:8000/v1", false, "localhost", 8000, "", "localhost:8000"},
-    {"ExplicitDefaultPortOmittedFromHost", "https://api.openai.com:443/v1", true,
-     "api.openai.com", 443, "", "api.openai.com"},
+    {"ExplicitDefaultPortOmittedFromHost", "https://api.openai.com:443/v1", true, "api.openai.com",
+     443, "", "api.openai.com"},
     {"HttpOnPort443KeepsThePort", "http://proxy.internal:443", false, "proxy.internal", 443, "",
      "proxy.internal:443"},
     {"HttpsOnPort80KeepsThePort", "https://proxy.internal:80", true, "proxy.internal", 80, "",
@@ -77,6 +83,10 @@ struct RefusedUrl {
     std::string url;
     std::string reason;
 };
+
+void PrintTo(const RefusedUrl &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class RefusedUrlTest : public ::testing::TestWithParam<RefusedUrl> {};
 

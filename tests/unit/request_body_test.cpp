@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct FactsCase {
     std::int64_t max_output_tokens = -1;
     std::int64_t prompt_bytes = 0;
 };
+
+void PrintTo(const FactsCase &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class ParseRequestFactsTest : public ::testing::TestWithParam<FactsCase> {};
 
@@ -51,8 +56,8 @@ const FactsCase kFacts[] = {
     {"StreamNull", R"({"model":"m","stream":null})", "m", false},
     {"IncludeUsageTrue", R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})",
      "m", true, true},
-    {"IncludeUsageFalse",
-     R"({"model":"m","stream":true,"stream_options":{"include_usage":false}})", "m", true, false},
+    {"IncludeUsageFalse", R"({"model":"m","stream":true,"stream_options":{"include_usage":false}})",
+     "m", true, false},
     {"IncludeUsageNotABool",
      R"({"model":"m","stream":true,"stream_options":{"include_usage":"yes"}})", "m", true, false},
     {"StreamOptionsNull", R"({"model":"m","stream":true,"stream_options":null})", "m", true},
@@ -107,6 +112,10 @@ struct RefusalCase {
     std::string message;  // a fragment of RequestError::message
 };
 
+void PrintTo(const RefusalCase &c, std::ostream *os) {
+    *os << c.name;
+}
+
 class ParseRequestRefusalTest : public ::testing::TestWithParam<RefusalCase> {};
 
 TEST_P(ParseRequestRefusalTest, SaysWhy) {
@@ -149,15 +158,14 @@ INSTANTIATE_TEST_SUITE_P(Bodies, ParseRequestRefusalTest, ::testing::ValuesIn(kR
 // unrewritten. Such bodies must not get through.
 TEST(ParseRequest, DuplicateModelKeyIsRefused) {
     RequestError error;
-    EXPECT_FALSE(
-        parse_request(R"({"model":"gpt-4o-mini","messages":[],"model":"gpt-4o"})", &error))
+    EXPECT_FALSE(parse_request(R"({"model":"gpt-4o-mini","messages":[],"model":"gpt-4o"})", &error))
         << "a provider would serve gpt-4o for a request metered as gpt-4o-mini";
 }
 
 TEST(ParseRequest, DuplicateStreamKeyIsRefused) {
     RequestError error;
-    EXPECT_FALSE(parse_request(R"({"model":"m","stream":false,"stream":true})", &error))
-        << "a provider would stream a response metered as a JSON body";
+    EXPECT_FALSE(parse_request(R"({"model":"m","stream":true,"stream":false})", &error))
+        << "a JSON body metered as a stream has no events: its output is billed as 0 tokens";
 }
 
 struct RewriteCase {
@@ -167,6 +175,10 @@ struct RewriteCase {
     bool add_include_usage;
     std::string expected;
 };
+
+void PrintTo(const RewriteCase &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class RewriteRequestTest : public ::testing::TestWithParam<RewriteCase> {};
 
@@ -343,7 +355,8 @@ std::string expect_only_spans_changed(std::string_view in, std::string_view out,
     std::size_t in_front = 0, out_front = 0, i = 0;
     auto keep_front = [&](std::size_t until) {
         std::string_view kept = in.substr(in_front, until - in_front);
-        EXPECT_EQ(slice(out, out_front, kept.size()), kept) << "changed bytes before offset " << until;
+        EXPECT_EQ(slice(out, out_front, kept.size()), kept)
+            << "changed bytes before offset " << until;
         out_front += kept.size();
     };
     for (; i < spans.size() && spans[i].replacement; ++i) {
@@ -367,7 +380,8 @@ std::string expect_only_spans_changed(std::string_view in, std::string_view out,
         in_back = spans[j - 1].begin;
     }
     if (i == j) {
-        EXPECT_EQ(slice(out, out_front, out_back - out_front), in.substr(in_front, in_back - in_front));
+        EXPECT_EQ(slice(out, out_front, out_back - out_front),
+                  in.substr(in_front, in_back - in_front));
         return "";
     }
     keep_front(spans[i].begin);
