@@ -44,7 +44,7 @@ public:
         config.path = file_;
         if (!root.IsDefined() || root.IsNull()) fail(root, "", "the file is empty");
         expect_map(root, "");
-        allow_keys(root, "", {"providers", "models", "workspaces", "auth", "analytics"});
+        check_keys(root, "", {"providers", "models", "workspaces", "auth", "analytics"});
         load_providers(require(root, "", "providers"), config);
         load_models(require(root, "", "models"), config);
         if (root["workspaces"]) load_workspaces(root["workspaces"], config);
@@ -69,10 +69,17 @@ private:
         if (!node.IsMap()) fail(node, key, "must be a mapping");
     }
 
-    void allow_keys(const YAML::Node &node, const std::string &key,
-                    std::initializer_list<const char *> allowed) const {
+    // Refuses keys outside `allowed` (when given) and keys given twice: YAML
+    // requires unique keys, and a silently ignored second entry is a trap.
+    void check_keys(const YAML::Node &node, const std::string &key,
+                    std::initializer_list<const char *> allowed = {}) const {
+        std::vector<std::string> seen;
         for (const auto &entry : node) {
             std::string name = entry.first.as<std::string>();
+            if (std::find(seen.begin(), seen.end(), name) != seen.end())
+                fail(entry.first, join(key, name), "is given twice");
+            seen.push_back(name);
+            if (allowed.size() == 0) continue;
             bool known = std::any_of(allowed.begin(), allowed.end(),
                                      [&](const char *a) { return name == a; });
             if (!known) {
@@ -83,10 +90,19 @@ private:
         }
     }
 
+    // yaml-cpp places an empty value at the next token; errors about it are
+    // reported at its key instead.
+    static const YAML::Node &at(const YAML::Node &value, const YAML::Node &key) {
+        return value.IsNull() ? key : value;
+    }
+
     YAML::Node require(const YAML::Node &node, const std::string &key, const char *child) const {
-        YAML::Node value = node[child];
-        if (!value) fail(node, join(key, child), "is required");
-        return value;
+        for (const auto &entry : node) {
+            if (entry.first.as<std::string>() != child) continue;
+            if (entry.second.IsNull()) fail(entry.first, join(key, child), "must not be empty");
+            return entry.second;
+        }
+        fail(node, join(key, child), "is required");
     }
 
     std::string scalar(const YAML::Node &node, const std::string &key) const {
@@ -115,7 +131,7 @@ private:
         if (!value || value->empty())
             fail(node, key,
                  "environment variable " + name +
-                     " is not set (and nginx drops the environment unless an `env " + name +
+                     " is not set or empty (and nginx drops the environment unless an `env " + name +
                      ";` line keeps it)");
         return *value;
     }
@@ -124,6 +140,7 @@ private:
         const std::string key = "providers";
         expect_map(node, key);
         if (node.size() == 0) fail(node, key, "must name at least one provider");
+        check_keys(node, key);
         for (const auto &entry : node) {
             Provider p;
             p.name = entry.first.as<std::string>();
@@ -131,8 +148,8 @@ private:
             if (!is_identifier(p.name, 64))
                 fail(entry.first, pkey, "provider names must match [A-Za-z0-9_-]{1,64}");
             const YAML::Node &body = entry.second;
-            expect_map(body, pkey);
-            allow_keys(body, pkey,
+            expect_map(at(body, entry.first), pkey);
+            check_keys(body, pkey,
                        {"kind", "base_url", "api_key_env", "keepalive", "anthropic_version"});
             YAML::Node kind = require(body, pkey, "kind");
             std::string kind_text = scalar(kind, join(pkey, "kind"));
@@ -189,6 +206,7 @@ private:
         const std::string key = "models";
         expect_map(node, key);
         if (node.size() == 0) fail(node, key, "must name at least one model");
+        check_keys(node, key);
         for (const auto &entry : node) {
             Model m;
             m.name = entry.first.as<std::string>();
@@ -197,12 +215,12 @@ private:
                 fail(entry.first, mkey, "model names must match [A-Za-z0-9._:/@+-]{1,128}");
             const YAML::Node &list = entry.second;
             if (!list.IsSequence() || list.size() == 0)
-                fail(list, mkey, "must be a non-empty list of candidates");
+                fail(at(list, entry.first), mkey, "must be a non-empty list of candidates");
             for (std::size_t i = 0; i < list.size(); ++i) {
                 const YAML::Node &c = list[i];
                 std::string ckey = mkey + "[" + std::to_string(i) + "]";
                 expect_map(c, ckey);
-                allow_keys(c, ckey, {"provider", "model", "price", "weight"});
+                check_keys(c, ckey, {"provider", "model", "price", "weight"});
                 Candidate cand;
                 YAML::Node provider = require(c, ckey, "provider");
                 std::string pname = scalar(provider, join(ckey, "provider"));
@@ -216,7 +234,7 @@ private:
                 YAML::Node price = require(c, ckey, "price");
                 std::string prkey = join(ckey, "price");
                 expect_map(price, prkey);
-                allow_keys(price, prkey,
+                check_keys(price, prkey,
                            {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
                             "cache_write_per_mtok"});
                 cand.price.input_per_mtok = price_field(price, prkey, "input_per_mtok", true, 0);
@@ -237,6 +255,7 @@ private:
     void load_workspaces(const YAML::Node &node, Config &config) {
         const std::string key = "workspaces";
         expect_map(node, key);
+        check_keys(node, key);
         std::unordered_map<std::string, std::string> seen_keys;
         for (const auto &entry : node) {
             Workspace w;
@@ -245,8 +264,8 @@ private:
             if (!is_identifier(w.id, 64))
                 fail(entry.first, wkey, "workspace ids must match [A-Za-z0-9_-]{1,64}");
             const YAML::Node &body = entry.second;
-            expect_map(body, wkey);
-            allow_keys(body, wkey, {"api_keys_sha256", "strategy"});
+            expect_map(at(body, entry.first), wkey);
+            check_keys(body, wkey, {"api_keys_sha256", "strategy"});
             if (YAML::Node keys = body["api_keys_sha256"]) {
                 std::string kkey = join(wkey, "api_keys_sha256");
                 if (!keys.IsSequence()) fail(keys, kkey, "must be a list of hex SHA-256 digests");
@@ -279,12 +298,12 @@ private:
 
     void load_auth(const YAML::Node &node, JwtConfig &jwt) {
         expect_map(node, "auth");
-        allow_keys(node, "auth", {"jwt"});
+        check_keys(node, "auth", {"jwt"});
         if (!node["jwt"]) return;
         const YAML::Node &j = node["jwt"];
         const std::string key = "auth.jwt";
         expect_map(j, key);
-        allow_keys(j, key,
+        check_keys(j, key,
                    {"algorithms", "hs256_secret_env", "public_key_file", "issuer", "audience",
                     "workspace_claim"});
         jwt.enabled = true;
@@ -327,7 +346,7 @@ private:
 
     void load_analytics(const YAML::Node &node, AnalyticsConfig &analytics) {
         expect_map(node, "analytics");
-        allow_keys(node, "analytics", {"retention_days", "max_log_entries_per_workspace"});
+        check_keys(node, "analytics", {"retention_days", "max_log_entries_per_workspace"});
         if (node["retention_days"])
             analytics.retention_days = static_cast<int>(
                 integer(node["retention_days"], "analytics.retention_days", 1, 3650));

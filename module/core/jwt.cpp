@@ -38,7 +38,7 @@ using BioPtr = std::unique_ptr<BIO, Freer<BIO, BIO_free_all>>;
 
 [[noreturn]] void refuse_config(const std::string &message) {
     ERR_clear_error();
-    throw std::runtime_error("auth.jwt: " + message);
+    throw std::runtime_error(message);
 }
 
 PkeyPtr read_public_key(const std::string &pem) {
@@ -237,11 +237,12 @@ JwtVerifier::Result JwtVerifier::verify_or_throw(std::string_view token,
                 return fail("malformed header");
             has_alg = true;
         } else if (field.key == "crit") {
-            return fail(
-                "unsupported critical header");  // we understand no extension (RFC 7515 §4.1.11)
+            // Every extension it could name is one we do not understand (RFC 7515 §4.1.11).
+            return fail("unsupported critical header");
         } else if (field.key == "jku" || field.key == "jwk" || field.key == "x5u" ||
                    field.key == "x5c") {
-            return fail("unsupported key header");  // keys come from the configuration only
+            // Keys come from the configuration only, never from the token.
+            return fail("unsupported key header");
         }
     }
     if (!has_alg) return fail("missing algorithm");

@@ -2,6 +2,11 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "json_text.hpp"
+
 namespace perpetuo {
 
 namespace {
@@ -56,6 +61,16 @@ std::optional<RequestFacts> parse_request(std::string_view body, RequestError *e
     }
     RequestFacts facts;
     simdjson::dom::object top(root);
+    // The gateway reads the first of duplicate keys while providers keep the
+    // last: a client could be billed for one model and served another.
+    std::vector<std::string_view> keys;
+    for (auto field : top) {
+        if (std::find(keys.begin(), keys.end(), field.key) != keys.end()) {
+            error->message = "duplicate key \"" + std::string(field.key) + "\" in request body";
+            return std::nullopt;
+        }
+        keys.push_back(field.key);
+    }
     element model;
     if (top["model"].get(model) != simdjson::SUCCESS) {
         error->message = "request body has no \"model\"";
@@ -76,7 +91,11 @@ std::optional<RequestFacts> parse_request(std::string_view body, RequestError *e
         }
         facts.stream = stream;
     }
-    if (top["stream_options"].get(value) == simdjson::SUCCESS && value.is_object()) {
+    if (top["stream_options"].get(value) == simdjson::SUCCESS && !value.is_null()) {
+        if (!value.is_object()) {
+            error->message = "\"stream_options\" must be an object";
+            return std::nullopt;
+        }
         bool include = false;
         if (value["include_usage"].get(include) == simdjson::SUCCESS) facts.include_usage = include;
     }
@@ -123,12 +142,8 @@ std::string rewrite_request(std::string_view body, const Rewrite &rewrite) {
     Splice splices[2];
     int count = 0;
     if (!model_span.empty()) {
-        std::string quoted = "\"";
-        for (char c : rewrite.model) {
-            if (c == '"' || c == '\\') quoted.push_back('\\');
-            quoted.push_back(c);
-        }
-        quoted.push_back('"');
+        std::string quoted;
+        append_json_string(quoted, rewrite.model);
         // Trim trailing whitespace the tokenizer may include.
         while (!model_span.empty() && model_span.back() != '"') model_span.remove_suffix(1);
         splices[count++] = {offset(model_span), model_span.size(), quoted};
@@ -139,15 +154,28 @@ std::string rewrite_request(std::string_view body, const Rewrite &rewrite) {
             while (!inner.empty() && inner.back() != '}' && inner.front() == '{')
                 inner.remove_suffix(1);
             bool object = !inner.empty() && inner.front() == '{';
-            std::string replacement;
             if (object) {
-                // Keep the client's other stream options; a later duplicate key
-                // wins in every JSON parser the providers use.
-                std::string_view content = inner.substr(1, inner.size() - 2);
-                bool empty = content.find_first_not_of(" \t\r\n") == std::string_view::npos;
-                replacement = "{" + std::string(content) + (empty ? "" : ",") +
-                              "\"include_usage\":true}";
-                splices[count++] = {offset(inner), inner.size(), replacement};
+                // Keep the client's other stream options; set include_usage in
+                // place when the client gave it (as false), else add it.
+                simdjson::padded_string options(inner);
+                simdjson::ondemand::parser options_parser;
+                simdjson::ondemand::document options_doc = options_parser.iterate(options);
+                std::string_view flag;
+                for (auto field : options_doc.get_object())
+                    if (field.unescaped_key().value() == "include_usage")
+                        flag = field.value().raw_json_token();
+                if (!flag.empty()) {
+                    while (!flag.empty() && std::isspace(static_cast<unsigned char>(flag.back())))
+                        flag.remove_suffix(1);
+                    std::size_t at = offset(inner) + static_cast<std::size_t>(flag.data() -
+                                                                              options.data());
+                    splices[count++] = {at, flag.size(), "true"};
+                } else {
+                    std::string_view content = inner.substr(1, inner.size() - 2);
+                    bool empty = content.find_first_not_of(" \t\r\n") == std::string_view::npos;
+                    splices[count++] = {offset(inner) + inner.size() - 1, 0,
+                                        std::string(empty ? "" : ",") + "\"include_usage\":true"};
+                }
             } else {
                 while (!options_span.empty() && std::isspace(static_cast<unsigned char>(
                                                     options_span.back())))

@@ -1,5 +1,6 @@
 #include "sse_framer.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace perpetuo {
@@ -7,23 +8,35 @@ namespace perpetuo {
 namespace {
 
 constexpr std::size_t kPadding = 64;  // simdjson's SIMDJSON_PADDING
+constexpr std::size_t kLineSlack = 64;
+constexpr std::size_t kFieldPrefix = 16;
 
 }  // namespace
 
 void SseFramer::take_line_bytes(std::string_view bytes) {
     if (line_oversized_) return;
-    if (line_.size() + bytes.size() > max_event_bytes_) {
+    // Room for a field name beside a value as large as an event may be, so
+    // where a chunk splits a line never changes whether it fits.
+    if (line_.size() + bytes.size() > max_event_bytes_ + kLineSlack) {
         line_oversized_ = true;
-        line_.clear();
+        line_.append(bytes.substr(0, kFieldPrefix));
+        line_.resize(std::min(line_.size(), kFieldPrefix));  // enough to tell the field
         return;
     }
     line_.append(bytes);
 }
 
 void SseFramer::feed(std::string_view chunk, SseSink &sink, std::string *out) {
+    if (chunk.empty()) return;  // must not forget a CR waiting for its LF
     std::size_t pos = 0;
-    if (after_cr_ && !chunk.empty() && chunk[0] == '\n') {
-        if (out) raw_.push_back('\n');
+    if (after_cr_ && chunk[0] == '\n') {
+        // The LF of a CRLF split across chunks goes where its CR went.
+        if (out) {
+            if (boundary_ == Boundary::kKept)
+                out->push_back('\n');
+            else if (boundary_ == Boundary::kNone)
+                raw_.push_back('\n');
+        }
         pos = 1;
     }
     after_cr_ = false;
@@ -67,8 +80,11 @@ void SseFramer::feed(std::string_view chunk, SseSink &sink, std::string *out) {
 }
 
 void SseFramer::line_complete(std::string_view line, SseSink &sink, std::string *out) {
+    boundary_ = Boundary::kNone;
     if (line_oversized_) {
-        oversized_ = true;
+        // Only an oversized data line spoils its event; a long comment or
+        // unknown field is just skipped.
+        if (line.rfind("data", 0) == 0 && (line.size() == 4 || line[4] == ':')) oversized_ = true;
         return;
     }
     if (line.empty()) {
@@ -87,6 +103,7 @@ void SseFramer::line_complete(std::string_view line, SseSink &sink, std::string 
             if (keep) out->append(raw_);
             raw_.clear();
         }
+        boundary_ = keep ? Boundary::kKept : Boundary::kDropped;
         data_.clear();
         type_.clear();
         has_data_ = false;

@@ -50,6 +50,8 @@ private:
     std::string type_;
     std::string raw_;  // rewrite mode: raw bytes since the last event boundary
     bool after_cr_ = false;
+    // What the last completed line was, for an LF that arrives after its CR.
+    enum class Boundary { kNone, kKept, kDropped } boundary_ = Boundary::kNone;
     bool has_data_ = false;
     bool oversized_ = false;
     bool line_oversized_ = false;

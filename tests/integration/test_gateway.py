@@ -131,6 +131,8 @@ def test_requests_without_a_valid_key_are_refused(gateway, mock, headers, messag
     ('{"messages": []}', 400, "invalid_request"),
     ('{"model": 42}', 400, "invalid_request"),
     ('{"model": "gpt-4o", "stream": "yes"}', 400, "invalid_request"),
+    ('{"model": "gpt-4o", "messages": [], "model": "gpt-4o"}', 400, "invalid_request"),
+    ('{"model": "gpt-4o", "stream": true, "stream_options": [1]}', 400, "invalid_request"),
     ("", 400, "invalid_request"),
     ('{"model": "no-such-model", "messages": []}', 404, "model_not_found"),
 ])

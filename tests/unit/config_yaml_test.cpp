@@ -337,7 +337,7 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     // of its key, not of whatever follows it.
     {"KindEmptyLocatedAtItsKey",
      with_provider("    kind:  # <-\n    base_url: https://api.openai.com\n"),
-     "providers.openai.kind", "must be a string"},
+     "providers.openai.kind", "must not be empty"},
     {"BaseUrlMissing", with_provider("    kind: openai  # <-\n    api_key_env: OPENAI_KEY\n"),
      kUrlKey, "is required"},
     {"BaseUrlWithoutScheme",
@@ -375,6 +375,10 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
      with_provider("    kind: openai\n    base_url: https://api.openai.com\n"
                    "    api_key_env: EMPTY_VAR  # <-\n"),
      "providers.openai.api_key_env", "environment variable EMPTY_VAR"},
+    {"ApiKeyEnvNotAString",
+     with_provider("    kind: openai\n    base_url: https://api.openai.com\n"
+                   "    api_key_env: [OPENAI_KEY]  # <-\n"),
+     "providers.openai.api_key_env", "must be a string"},
     {"KeepaliveText",
      with_provider("    kind: openai_compatible\n    base_url: http://x\n"
                    "    keepalive: lots  # <-\n"),
@@ -409,6 +413,8 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
     {"ModelsEmpty", kProviders + "models: {}  # <-\n", "models", "must name at least one model"},
     {"ModelNameWithSpace", kProviders + "models:\n  gpt 4o: []  # <-\n", "models.gpt 4o",
      "model names must match"},
+    {"ModelNameTooLong", kProviders + "models:\n  " + std::string(129, 'm') + ": []  # <-\n",
+     "models." + std::string(129, 'm'), "{1,128}"},
     {"CandidatesNotAList", with_candidates("    provider: openai  # <-\n"), "models.gpt-4o",
      "must be a non-empty list of candidates"},
     {"CandidatesEmpty", kProviders + "models:\n  gpt-4o: []  # <-\n", "models.gpt-4o",
@@ -433,6 +439,9 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
      "models.gpt-4o[1].provider", "unknown provider \"azure\""},
     {"CandidateModelMissing", with_candidates("    - provider: openai  # <-\n"),
      "models.gpt-4o[0].model", "is required"},
+    {"CandidateModelNotAString",
+     with_candidates("    - provider: openai\n      model: {id: gpt-4o}  # <-\n"),
+     "models.gpt-4o[0].model", "must be a string"},
     {"CandidateModelEmpty", with_candidates("    - provider: openai\n      model: \"\"  # <-\n"),
      "models.gpt-4o[0].model", "must not be empty"},
     {"CandidatePriceMissing", with_candidates("    - provider: openai  # <-\n      model: x\n"),
@@ -509,6 +518,8 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
                   "      - " +
                   kTestKeyHashUpper + "  # <-\n"),
      "workspaces.team-b.api_keys_sha256[0]", "already given to workspace team-a"},
+    {"StrategyNotAString", with_section("workspaces:\n  team-a:\n    strategy: [fastest]  # <-\n"),
+     "workspaces.team-a.strategy", "must be a string"},
     {"UnknownStrategy", with_section("workspaces:\n  team-a:\n    strategy: fastest-first  # <-\n"),
      "workspaces.team-a.strategy", "unknown strategy \"fastest-first\""},
 

@@ -41,6 +41,10 @@ struct Refused {
     std::string text;
 };
 
+void PrintTo(const Refused &c, std::ostream *os) {
+    *os << c.name;
+}
+
 class Base64UrlRefusedTest : public ::testing::TestWithParam<Refused> {};
 
 TEST_P(Base64UrlRefusedTest, IsRefused) {
@@ -55,8 +59,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Refused{"InnerPadding", "QQ==QQ"}, Refused{"Space", "QU I"},
                       Refused{"Newline", "QUJD\n"}, Refused{"Tab", "\tQUJD"},
                       Refused{"LengthOneModFour", "QUJDR"}, Refused{"SingleChar", "Q"},
-                      Refused{"NulByte", std::string("QU\0J", 4)}, Refused{"NonAscii", "QUJ\xc3\xa9"},
-                      Refused{"Dot", "QU.J"},
+                      Refused{"NulByte", std::string("QU\0J", 4)},
+                      Refused{"NonAscii", "QUJ\xc3\xa9"}, Refused{"Dot", "QU.J"},
                       // "QQ" is "A"; "QR" differs only in unused bits and must not also be "A".
                       Refused{"NonCanonicalTwoChars", "QR"},
                       Refused{"NonCanonicalThreeChars", "QUJ"}),

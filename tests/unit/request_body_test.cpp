@@ -231,22 +231,38 @@ TEST(RewriteRequest, ModelWithControlCharactersStaysValidJson) {
     EXPECT_EQ(parse_ok(out).model, "gpt\t4o\n") << out;
 }
 
-// parse_request ignores a stream_options that is not an object, so such a
-// body reaches rewrite_request; the value must be replaced whole.
+// A stream_options that is neither an object nor null is refused, as the
+// providers refuse it, rather than silently replaced.
 class NonObjectStreamOptionsTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(NonObjectStreamOptionsTest, ReplacedByAnObjectAskingForUsage) {
+TEST_P(NonObjectStreamOptionsTest, IsRefused) {
     std::string body = R"({"model":"m","stream_options":)" + GetParam() + R"(,"stream":true})";
-    parse_ok(body);
-    Rewrite rewrite;
-    rewrite.add_include_usage = true;
-    std::string out = rewrite_request(body, rewrite);
-    EXPECT_EQ(out, R"({"model":"m","stream_options":{"include_usage":true},"stream":true})");
+    RequestError error;
+    EXPECT_FALSE(parse_request(body, &error)) << body;
+    EXPECT_NE(error.message.find("stream_options"), std::string::npos) << error.message;
 }
 
 INSTANTIATE_TEST_SUITE_P(Values, NonObjectStreamOptionsTest,
                          ::testing::Values("true", "\"usage\"", "42", "[]", "[1, 2]",
                                            R"([{"include_usage":true}])"));
+
+TEST(RewriteRequest, NullStreamOptionsAreReplacedByAnObjectAskingForUsage) {
+    std::string body = R"({"model":"m","stream_options":null,"stream":true})";
+    parse_ok(body);
+    Rewrite rewrite;
+    rewrite.add_include_usage = true;
+    EXPECT_EQ(rewrite_request(body, rewrite),
+              R"({"model":"m","stream_options":{"include_usage":true},"stream":true})");
+}
+
+TEST(RewriteRequest, IncludeUsageFalseIsSetInPlaceNotDuplicated) {
+    std::string body = R"({"model":"m","stream_options":{"include_usage":false,"x":1},"stream":true})";
+    parse_ok(body);
+    Rewrite rewrite;
+    rewrite.add_include_usage = true;
+    EXPECT_EQ(rewrite_request(body, rewrite),
+              R"({"model":"m","stream_options":{"include_usage":true,"x":1},"stream":true})");
+}
 
 // Property check over generated bodies: the rewrite touches only the model
 // value and the stream_options value (or the insertion point before the
@@ -408,6 +424,36 @@ const std::vector<std::vector<std::string>> kMemberOrders = {
     {"stream_options", "model", "stream", "messages"},
 };
 
+void expect_rewrite_confined(GeneratedBody body, const char *options, const RewriteChoice &choice) {
+    RequestFacts before = parse_ok(body.text);
+    Rewrite rewrite;
+    rewrite.model = choice.model;
+    rewrite.add_include_usage = choice.add_include_usage;
+    std::string out = rewrite_request(body.text, rewrite);
+
+    std::vector<Span> spans;
+    if (!choice.model.empty()) {
+        body.model.replacement = json_quoted(choice.model);
+        spans.push_back(body.model);
+    }
+    if (choice.add_include_usage) spans.push_back(body.options);
+    std::string options_text = expect_only_spans_changed(body.text, out, spans);
+
+    // The client's other stream options travel verbatim.
+    if (choice.add_include_usage && options != nullptr && options[0] == '{') {
+        std::string_view inner(options + 1, std::strlen(options) - 2);
+        inner.remove_suffix(inner.size() - (inner.find_last_not_of(" \n") + 1));
+        EXPECT_NE(options_text.find(inner), std::string::npos) << options_text;
+    }
+
+    RequestFacts after = parse_ok(out);
+    EXPECT_EQ(after.model, choice.model.empty() ? before.model : choice.model);
+    EXPECT_EQ(after.stream, before.stream);
+    EXPECT_EQ(after.include_usage, choice.add_include_usage);
+    EXPECT_EQ(after.max_output_tokens, before.max_output_tokens);
+    EXPECT_EQ(after.prompt_bytes, before.prompt_bytes);
+}
+
 TEST(RewriteRequest, ChangesNothingButTheRewrittenSpans) {
     int checked = 0;
     for (const Layout &layout : kLayouts)
@@ -419,33 +465,7 @@ TEST(RewriteRequest, ChangesNothingButTheRewrittenSpans) {
                         SCOPED_TRACE(std::string(layout.name) + " model=" + choice.model +
                                      " add=" + std::to_string(choice.add_include_usage) +
                                      "\nbody: " + body.text);
-                        RequestFacts before = parse_ok(body.text);
-                        Rewrite rewrite;
-                        rewrite.model = choice.model;
-                        rewrite.add_include_usage = choice.add_include_usage;
-                        std::string out = rewrite_request(body.text, rewrite);
-
-                        std::vector<Span> spans;
-                        if (!choice.model.empty()) {
-                            body.model.replacement = json_quoted(choice.model);
-                            spans.push_back(body.model);
-                        }
-                        if (choice.add_include_usage) spans.push_back(body.options);
-                        std::string options_text = expect_only_spans_changed(body.text, out, spans);
-
-                        // The client's other stream options travel verbatim.
-                        if (choice.add_include_usage && options != nullptr && options[0] == '{') {
-                            std::string_view inner(options + 1, std::strlen(options) - 2);
-                            inner.remove_suffix(inner.size() - (inner.find_last_not_of(" \n") + 1));
-                            EXPECT_NE(options_text.find(inner), std::string::npos) << options_text;
-                        }
-
-                        RequestFacts after = parse_ok(out);
-                        EXPECT_EQ(after.model, choice.model.empty() ? before.model : choice.model);
-                        EXPECT_EQ(after.stream, before.stream);
-                        EXPECT_EQ(after.include_usage, choice.add_include_usage);
-                        EXPECT_EQ(after.max_output_tokens, before.max_output_tokens);
-                        EXPECT_EQ(after.prompt_bytes, before.prompt_bytes);
+                        expect_rewrite_confined(body, options, choice);
                         ++checked;
                     }
     EXPECT_EQ(checked, 4 * 3 * 2 * 6 * 5);
