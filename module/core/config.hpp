@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "provider_health.hpp"
 #include "provider_url.hpp"
 #include "strategy_name.hpp"
 #include "usage.hpp"
@@ -24,6 +25,7 @@ struct Provider {
     std::string api_key;  // read from api_key_env; empty for keyless local servers
     std::string anthropic_version = "2023-06-01";
     int keepalive = 32;  // idle upstream connections each worker keeps to this provider
+    std::int64_t first_byte_timeout_ms = 0;  // 0: only nginx's proxy_read_timeout applies
 };
 
 struct Candidate {
@@ -54,6 +56,12 @@ struct JwtConfig {
     std::string workspace_claim = "workspaces";
 };
 
+// Failover and circuit breaking across a model's candidates.
+struct RoutingConfig {
+    int max_attempts = 3;  // providers tried for one call, the first included
+    BreakerPolicy breaker;
+};
+
 struct AnalyticsConfig {
     int retention_days = 90;
     std::int64_t max_log_entries_per_workspace = 1000000;
@@ -65,6 +73,7 @@ struct Config {
     std::vector<Model> models;
     std::vector<Workspace> workspaces;
     JwtConfig jwt;
+    RoutingConfig routing;
     AnalyticsConfig analytics;
 
     const Model *find_model(std::string_view name) const;

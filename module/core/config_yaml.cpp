@@ -44,11 +44,12 @@ public:
         config.path = file_;
         if (!root.IsDefined() || root.IsNull()) fail(root, "", "the file is empty");
         expect_map(root, "");
-        check_keys(root, "", {"providers", "models", "workspaces", "auth", "analytics"});
+        check_keys(root, "", {"providers", "models", "workspaces", "auth", "routing", "analytics"});
         load_providers(require(root, "", "providers"), config);
         load_models(require(root, "", "models"), config);
         if (root["workspaces"]) load_workspaces(root["workspaces"], config);
         if (root["auth"]) load_auth(root["auth"], config.jwt);
+        if (root["routing"]) load_routing(root["routing"], config.routing);
         if (root["analytics"]) load_analytics(root["analytics"], config.analytics);
         config.index();
         return config;
@@ -150,7 +151,8 @@ private:
             const YAML::Node &body = entry.second;
             expect_map(at(body, entry.first), pkey);
             check_keys(body, pkey,
-                       {"kind", "base_url", "api_key_env", "keepalive", "anthropic_version"});
+                       {"kind", "base_url", "api_key_env", "keepalive", "anthropic_version",
+                        "first_byte_timeout"});
             YAML::Node kind = require(body, pkey, "kind");
             std::string kind_text = scalar(kind, join(pkey, "kind"));
             if (kind_text == "openai") {
@@ -176,6 +178,9 @@ private:
                 fail(body, join(pkey, "api_key_env"),
                      "is required for kind " + kind_text + " (only openai_compatible may be keyless)");
             }
+            if (body["first_byte_timeout"])
+                p.first_byte_timeout_ms = duration_ms(body["first_byte_timeout"],
+                                                      join(pkey, "first_byte_timeout"));
             if (body["keepalive"])
                 p.keepalive =
                     static_cast<int>(integer(body["keepalive"], join(pkey, "keepalive"), 0, 4096));
@@ -342,6 +347,49 @@ private:
         if (j["audience"]) jwt.audience = scalar(j["audience"], join(key, "audience"));
         if (j["workspace_claim"])
             jwt.workspace_claim = scalar(j["workspace_claim"], join(key, "workspace_claim"));
+    }
+
+    // "30s", "500ms", "2m" (nginx's notation) or a bare number of milliseconds.
+    std::int64_t duration_ms(const YAML::Node &node, const std::string &key) const {
+        std::string text = node.IsScalar() ? node.Scalar() : "";
+        std::size_t digits = 0;
+        while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+            ++digits;
+        std::string unit = text.substr(digits);
+        std::int64_t scale = unit.empty() || unit == "ms" ? 1
+                             : unit == "s"               ? 1000
+                             : unit == "m"               ? 60000
+                                                         : 0;
+        if (digits == 0 || digits > 9 || scale == 0)
+            fail(node, key, "must be a duration like 500ms, 30s or 2m");
+        return std::stoll(text.substr(0, digits)) * scale;
+    }
+
+    void load_routing(const YAML::Node &node, RoutingConfig &routing) {
+        expect_map(node, "routing");
+        check_keys(node, "routing", {"max_attempts", "breaker"});
+        if (node["max_attempts"])
+            routing.max_attempts =
+                static_cast<int>(integer(node["max_attempts"], "routing.max_attempts", 1, 8));
+        if (!node["breaker"]) return;
+        const YAML::Node &b = node["breaker"];
+        const std::string key = "routing.breaker";
+        expect_map(b, key);
+        check_keys(b, key, {"consecutive_failures", "failure_rate", "min_requests", "cooldown"});
+        BreakerPolicy &p = routing.breaker;
+        if (b["consecutive_failures"])
+            p.consecutive_failures = static_cast<int>(
+                integer(b["consecutive_failures"], join(key, "consecutive_failures"), 1, 1000));
+        if (b["min_requests"])
+            p.min_requests = integer(b["min_requests"], join(key, "min_requests"), 1, 1000000);
+        if (b["cooldown"]) p.cooldown_ms = duration_ms(b["cooldown"], join(key, "cooldown"));
+        if (b["failure_rate"]) {
+            std::optional<Micros> rate =
+                parse_decimal_micros(b["failure_rate"].IsScalar() ? b["failure_rate"].Scalar() : "");
+            if (!rate || *rate == 0 || *rate > 1000000)
+                fail(b["failure_rate"], join(key, "failure_rate"), "must be a number in (0, 1]");
+            p.failure_rate = static_cast<double>(*rate) / 1e6;
+        }
     }
 
     void load_analytics(const YAML::Node &node, AnalyticsConfig &analytics) {

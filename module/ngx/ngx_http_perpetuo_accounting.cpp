@@ -39,6 +39,11 @@ void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c
 
 namespace {
 
+std::int64_t now_ms() {
+    ngx_time_t *now = ngx_timeofday();
+    return static_cast<std::int64_t>(now->sec) * 1000 + now->msec;
+}
+
 perpetuo::UsageRecord record_of(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
     perpetuo::UsageRecord rec;
     rec.request_id = ctx->request_id;
@@ -51,25 +56,56 @@ perpetuo::UsageRecord record_of(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *
     rec.latency_ms = static_cast<std::int64_t>(ctx->latency_ms);
     rec.created_ms = static_cast<std::int64_t>(r->start_sec) * 1000 + r->start_msec;
     rec.stream = ctx->facts.stream;
-    if (ctx->first_byte_msec != 0) {
-        ngx_time_t *now = ngx_timeofday();
-        std::int64_t now_ms = static_cast<std::int64_t>(now->sec) * 1000 + now->msec;
-        // first_byte_msec is on nginx's monotonic clock; measure it back from now.
-        std::int64_t since_first_byte =
-            static_cast<std::int64_t>(ngx_current_msec - ctx->first_byte_msec);
-        rec.ttfb_ms = std::max<std::int64_t>(0, now_ms - since_first_byte - rec.created_ms);
-    }
+    if (ctx->first_byte_msec != 0)
+        rec.ttfb_ms = static_cast<std::int64_t>(ctx->first_byte_msec - ctx->attempt_start_msec);
     return rec;
 }
 
+bool provider_failure(ngx_uint_t status) {
+    return status == NGX_HTTP_TOO_MANY_REQUESTS || (status >= 500 && status != 501);
+}
+
 }  // namespace
+
+void ngx_http_perpetuo_finish_attempt(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx,
+                                      bool failed) {
+    perpetuo::ProviderHealth *h = ngx_http_perpetuo_health(ctx->candidate->provider);
+    if (h == nullptr) return;
+    std::int64_t latency = static_cast<std::int64_t>(ngx_current_msec - ctx->attempt_start_msec);
+    std::int64_t ttft = ctx->first_byte_msec
+                            ? static_cast<std::int64_t>(ctx->first_byte_msec - ctx->attempt_start_msec)
+                            : -1;
+    ngx_http_perpetuo_health_lock();
+    perpetuo::record_attempt(*h, now_ms(), failed, ctx->facts.stream, latency, ttft,
+                             ctx->config->routing.breaker);
+    ngx_http_perpetuo_health_unlock();
+}
+
+void ngx_http_perpetuo_record_failed_attempt(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx,
+                                             const perpetuo::Provider *provider,
+                                             const std::string &request_id, ngx_uint_t status) {
+    perpetuo::UsageRecord rec;
+    rec.request_id = request_id;
+    rec.workspace = ctx->workspace->id;
+    rec.provider = provider->name;
+    rec.model = ctx->facts.model;
+    rec.status = static_cast<int>(status);
+    rec.latency_ms = static_cast<std::int64_t>(ngx_current_msec - ctx->attempt_start_msec);
+    rec.created_ms = now_ms() - rec.latency_ms;
+    rec.stream = ctx->facts.stream;
+    ngx_http_perpetuo_writer_push(std::move(rec));
+}
 
 ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r) {
     ngx_http_perpetuo_ctx_t *ctx = r == r->main ? ngx_http_perpetuo_get_ctx(r) : nullptr;
     if (ctx == nullptr) return NGX_DECLINED;
     try {
-        ngx_http_perpetuo_account(r, ctx);
-        if (ctx->candidate != nullptr) ngx_http_perpetuo_writer_push(record_of(r, ctx));
+        if (ctx->first_byte_timer.timer_set) ngx_del_timer(&ctx->first_byte_timer);
+        if (ctx->candidate != nullptr) {
+            ngx_http_perpetuo_account(r, ctx);
+            ngx_http_perpetuo_finish_attempt(r, ctx, provider_failure(ctx->status));
+            ngx_http_perpetuo_writer_push(record_of(r, ctx));
+        }
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: accounting failed: %s",
                       e.what());

@@ -32,6 +32,7 @@ bool content_type_is(ngx_http_request_t *r, const char *type) {
 
 void start_meter(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
     ctx->first_byte_msec = ngx_current_msec;
+    if (ctx->first_byte_timer.timer_set) ngx_del_timer(&ctx->first_byte_timer);
     if (r->headers_out.status < 200 || r->headers_out.status >= 300) return;
     bool sse = content_type_is(r, "text/event-stream");
     if (!sse && !content_type_is(r, "application/json")) {

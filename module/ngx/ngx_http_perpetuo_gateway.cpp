@@ -12,7 +12,11 @@
 
 namespace {
 
-void destroy_ctx(void *data) { static_cast<ngx_http_perpetuo_ctx_t *>(data)->~ngx_http_perpetuo_ctx_t(); }
+void destroy_ctx(void *data) {
+    auto *ctx = static_cast<ngx_http_perpetuo_ctx_t *>(data);
+    if (ctx->first_byte_timer.timer_set) ngx_del_timer(&ctx->first_byte_timer);
+    ctx->~ngx_http_perpetuo_ctx_t();
+}
 
 // The virtual key as the SDKs send it: OpenAI's "Authorization: Bearer",
 // Anthropic's "x-api-key".
@@ -90,6 +94,121 @@ ngx_int_t replace_body(ngx_http_request_t *r, const std::string &body) {
     return NGX_OK;
 }
 
+// The provider sent nothing within its first_byte_timeout: fail the attempt
+// the way nginx fails a timed-out upstream, so failover takes it from there.
+void first_byte_timeout(ngx_event_t *ev) {
+    auto *r = static_cast<ngx_http_request_t *>(ev->data);
+    ngx_http_upstream_t *u = r->upstream;
+    if (u == nullptr || r->header_sent || u->peer.connection == nullptr || u->state == nullptr ||
+        u->state->header_time != static_cast<ngx_msec_t>(-1))
+        return;
+    ngx_http_perpetuo_ctx_t *ctx = ngx_http_perpetuo_get_ctx(r);
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "perpetuo: provider \"%s\" sent nothing within %M ms", ctx->provider->name.c_str(),
+                  static_cast<ngx_msec_t>(ctx->provider->first_byte_timeout_ms));
+    ngx_connection_t *c = u->peer.connection;
+    ngx_event_t *pending = u->request_sent ? c->read : c->write;
+    pending->timedout = 1;
+    pending->handler(pending);
+}
+
+// Picks the next candidate not yet tried whose breaker lets it through,
+// claims it (in flight, or the half-open probe) and sets the request up for
+// proxy_pass. Returns false when no candidate is left.
+bool start_attempt(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
+    const perpetuo::Config &config = *ctx->config;
+    const perpetuo::BreakerPolicy &policy = config.routing.breaker;
+    std::size_t n = ctx->model->candidates.size();
+    std::vector<perpetuo::CandidateState> states(n);
+    perpetuo::RequestEstimate estimate;
+    estimate.input_tokens = perpetuo::estimate_tokens(ctx->facts.prompt_bytes);
+    estimate.output_tokens = ctx->facts.max_output_tokens >= 0 ? ctx->facts.max_output_tokens : 256;
+    ngx_time_t *tp = ngx_timeofday();
+    std::int64_t now = static_cast<std::int64_t>(tp->sec) * 1000 + tp->msec;
+    for (;;) {
+        ngx_http_perpetuo_health_lock();
+        for (std::size_t i = 0; i < n; ++i) {
+            const perpetuo::Candidate &c = ctx->model->candidates[i];
+            perpetuo::CandidateState &st = states[i];
+            st.candidate = &c;
+            st.eligible = ctx->usable[i];
+            const perpetuo::ProviderHealth *h = ngx_http_perpetuo_health(c.provider);
+            if (!st.eligible || h == nullptr) continue;
+            perpetuo::ProviderHealth peek = *h;  // admit() on a copy: look, do not claim
+            st.eligible = perpetuo::admit(peek, now, policy);
+            st.measured = perpetuo::has_latency(*h, ctx->facts.stream);
+            st.latency_ms = perpetuo::latency_ms(*h, ctx->facts.stream);
+            st.error_rate = perpetuo::recent_error_rate(*h, now);
+        }
+        int chosen = perpetuo::choose_candidate(ctx->strategy, states, estimate,
+                                                ngx_http_perpetuo_next_sequence(),
+                                                ngx_http_perpetuo_next_random());
+        bool claimed = false;
+        if (chosen >= 0) {
+            perpetuo::ProviderHealth *h =
+                ngx_http_perpetuo_health(ctx->model->candidates[chosen].provider);
+            claimed = h == nullptr || perpetuo::admit(*h, now, policy);
+            if (claimed && h != nullptr) ++h->in_flight;
+        }
+        ngx_http_perpetuo_health_unlock();
+        if (chosen < 0) return false;
+        if (claimed) {
+            ctx->candidate_index = static_cast<std::size_t>(chosen);
+            break;
+        }
+        ctx->usable[chosen] = false;  // another worker took the probe meanwhile
+    }
+    ctx->candidate = &ctx->model->candidates[ctx->candidate_index];
+    ctx->provider = &config.providers[ctx->candidate->provider];
+    ++ctx->attempts;
+    ctx->attempt_start_msec = ngx_current_msec;
+    ctx->first_byte_msec = 0;
+    ctx->meter.reset();
+    ctx->accounted = false;
+    ctx->uri_changes = r->uri_changes;
+
+    perpetuo::Rewrite rewrite;
+    if (ctx->candidate->model != ctx->facts.model) rewrite.model = ctx->candidate->model;
+    rewrite.add_include_usage = ctx->injected_usage;
+    if (!rewrite.model.empty() || rewrite.add_include_usage || ctx->attempts > 1) {
+        if (replace_body(r, rewrite.model.empty() && !rewrite.add_include_usage
+                                ? ctx->original_body
+                                : perpetuo::rewrite_request(ctx->original_body, rewrite)) !=
+            NGX_OK)
+            throw std::bad_alloc();
+    }
+
+    const perpetuo::Provider &p = *ctx->provider;
+    ctx->upstream_url = std::string(p.url.tls ? "https://" : "http://") +
+                        ngx_http_perpetuo_upstream_name(p) + p.url.path +
+                        std::string(perpetuo::canonical_path(ctx->api));
+    if (r->args.len) ctx->upstream_url += "?" + std::string(ngx_http_perpetuo_view(r->args));
+    ctx->upstream_host = perpetuo::host_header(p.url);
+    ctx->upstream_authorization.clear();
+    ctx->upstream_api_key.clear();
+    if (!p.api_key.empty()) {
+        if (p.kind == perpetuo::ProviderKind::kAnthropic)
+            ctx->upstream_api_key = p.api_key;
+        else
+            ctx->upstream_authorization = "Bearer " + p.api_key;
+    }
+    if (ctx->first_byte_timer.timer_set) ngx_del_timer(&ctx->first_byte_timer);
+    if (p.first_byte_timeout_ms > 0) {
+        ctx->first_byte_timer.handler = first_byte_timeout;
+        ctx->first_byte_timer.data = r;
+        ctx->first_byte_timer.log = r->connection->log;
+        ngx_add_timer(&ctx->first_byte_timer, static_cast<ngx_msec_t>(p.first_byte_timeout_ms));
+    }
+    return true;
+}
+
+ngx_int_t no_provider(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
+    return ngx_http_perpetuo_send_error(
+        r, NGX_HTTP_SERVICE_UNAVAILABLE, "no_provider_available",
+        "every provider of model \"" + ctx->facts.model +
+            "\" is failing or paused by its circuit breaker; try again shortly");
+}
+
 // Everything after the body is in memory. Returns NGX_DECLINED to let the
 // request go on to proxy_pass, or the result of an error already sent.
 ngx_int_t route(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
@@ -105,57 +224,63 @@ ngx_int_t route(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
                                             "request body is required");
     perpetuo::RequestError error;
     std::optional<perpetuo::RequestFacts> facts = perpetuo::parse_request(body, &error);
-    if (!facts) return ngx_http_perpetuo_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request", error.message);
+    if (!facts)
+        return ngx_http_perpetuo_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                            error.message);
     ctx->facts = std::move(*facts);
     ctx->model = ctx->config->find_model(ctx->facts.model);
     if (ctx->model == nullptr)
         return ngx_http_perpetuo_send_error(r, NGX_HTTP_NOT_FOUND, "model_not_found",
                                             "model \"" + ctx->facts.model + "\" is not configured");
-
-    std::vector<perpetuo::CandidateState> states(ctx->model->candidates.size());
     bool any = false;
-    for (std::size_t i = 0; i < states.size(); ++i) {
-        const perpetuo::Candidate &c = ctx->model->candidates[i];
-        states[i].candidate = &c;
-        states[i].eligible = candidate_serves(ctx->config->providers[c.provider], ctx->api);
-        any = any || states[i].eligible;
+    for (const perpetuo::Candidate &c : ctx->model->candidates) {
+        bool serves = candidate_serves(ctx->config->providers[c.provider], ctx->api);
+        ctx->usable.push_back(serves);
+        any = any || serves;
     }
     if (!any)
         return ngx_http_perpetuo_send_error(
             r, NGX_HTTP_BAD_REQUEST, "unsupported_api",
             "model \"" + ctx->facts.model + "\" has no provider for this API");
-    perpetuo::RequestEstimate estimate;
-    estimate.input_tokens = perpetuo::estimate_tokens(ctx->facts.prompt_bytes);
-    estimate.output_tokens = ctx->facts.max_output_tokens >= 0 ? ctx->facts.max_output_tokens : 256;
-    int chosen = perpetuo::choose_candidate(ctx->strategy, states, estimate,
-                                            ngx_http_perpetuo_next_sequence(),
-                                            ngx_http_perpetuo_next_random());
-    ctx->candidate = &ctx->model->candidates[chosen];
-    ctx->provider = &ctx->config->providers[ctx->candidate->provider];
-
-    perpetuo::Rewrite rewrite;
-    if (ctx->candidate->model != ctx->facts.model) rewrite.model = ctx->candidate->model;
     ctx->injected_usage = ctx->facts.stream && !ctx->facts.include_usage &&
                           (ctx->api == perpetuo::Api::kChatCompletions ||
                            ctx->api == perpetuo::Api::kCompletions);
-    rewrite.add_include_usage = ctx->injected_usage;
-    if (!rewrite.model.empty() || rewrite.add_include_usage) {
-        if (replace_body(r, perpetuo::rewrite_request(body, rewrite)) != NGX_OK) return NGX_ERROR;
-    }
-
-    const perpetuo::Provider &p = *ctx->provider;
-    ctx->upstream_url = std::string(p.url.tls ? "https://" : "http://") +
-                        ngx_http_perpetuo_upstream_name(p) + p.url.path +
-                        std::string(perpetuo::canonical_path(ctx->api));
-    if (r->args.len) ctx->upstream_url += "?" + std::string(ngx_http_perpetuo_view(r->args));
-    ctx->upstream_host = perpetuo::host_header(p.url);
-    if (!p.api_key.empty()) {
-        if (p.kind == perpetuo::ProviderKind::kAnthropic)
-            ctx->upstream_api_key = p.api_key;
-        else
-            ctx->upstream_authorization = "Bearer " + p.api_key;
-    }
+    ctx->original_body.assign(body);
+    if (!start_attempt(r, ctx)) return no_provider(r, ctx);
     return NGX_DECLINED;
+}
+
+// Back after error_page sent a failed attempt (429, 5xx, connect error,
+// timeout; nothing reached the client yet) to this same location.
+ngx_int_t fail_over(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
+    ngx_uint_t status = r->err_status ? r->err_status : NGX_HTTP_BAD_GATEWAY;
+    r->err_status = 0;  // the next attempt's response is what the client gets
+    // error_page turns the method into GET; the next provider gets the POST.
+    static ngx_str_t post = ngx_string("POST");
+    r->method = NGX_HTTP_POST;
+    r->method_name = post;
+    if (ctx->first_byte_timer.timer_set) ngx_del_timer(&ctx->first_byte_timer);
+    ctx->status = status;
+    ngx_http_perpetuo_finish_attempt(r, ctx, true);
+    ctx->usable[ctx->candidate_index] = false;
+    std::string failed_id = ctx->request_id;
+    const perpetuo::Provider *failed = ctx->provider;
+    bool retry = ctx->attempts < ctx->config->routing.max_attempts && start_attempt(r, ctx);
+    // Each attempt is its own record; the last one carries the id the client sees.
+    ngx_http_perpetuo_record_failed_attempt(
+        r, ctx, failed, retry ? failed_id + "-a" + std::to_string(ctx->attempts - 1) : failed_id,
+        status);
+    if (retry) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "perpetuo: provider \"%s\" answered %ui, trying \"%s\"",
+                      failed->name.c_str(), status, ctx->provider->name.c_str());
+        return NGX_DECLINED;
+    }
+    ctx->candidate = nullptr;  // recorded above; nothing left for the log phase
+    return ngx_http_perpetuo_send_error(
+        r, status, "provider_error",
+        "provider \"" + failed->name + "\" answered " + std::to_string(status) +
+            (ctx->attempts > 1 ? " after " + std::to_string(ctx->attempts) + " attempts" : ""));
 }
 
 void body_read(ngx_http_request_t *r) {
@@ -181,7 +306,19 @@ void body_read(ngx_http_request_t *r) {
 }  // namespace
 
 ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_get_ctx(ngx_http_request_t *r) {
-    return static_cast<ngx_http_perpetuo_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_perpetuo_module));
+    auto *ctx =
+        static_cast<ngx_http_perpetuo_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_perpetuo_module));
+    if (ctx != nullptr || !r->internal) return ctx;
+    // An internal redirect (error_page failover) wipes module contexts; ours
+    // lives on in the request pool's cleanup list.
+    for (ngx_pool_cleanup_t *cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == destroy_ctx) {
+            ctx = static_cast<ngx_http_perpetuo_ctx_t *>(cln->data);
+            ngx_http_set_ctx(r, ctx, ngx_http_perpetuo_module);
+            return ctx;
+        }
+    }
+    return nullptr;
 }
 
 ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_create_ctx(ngx_http_request_t *r) {
@@ -198,13 +335,36 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
         ngx_http_get_module_loc_conf(r, ngx_http_perpetuo_module));
     if (!plcf->gateway || r != r->main) return NGX_DECLINED;
     ngx_http_perpetuo_ctx_t *ctx = ngx_http_perpetuo_get_ctx(r);
-    if (ctx != nullptr) return ctx->body_status;
+    if (ctx != nullptr) {
+        if (r->uri_changes >= ctx->uri_changes) return ctx->body_status;
+        if (ctx->candidate == nullptr) {
+            // An error of our own came back through error_page: answer it
+            // here rather than loop.
+            ngx_uint_t status = r->err_status ? r->err_status : NGX_HTTP_INTERNAL_SERVER_ERROR;
+            r->err_status = 0;
+            ngx_int_t rc = ngx_http_perpetuo_send_error(r, status, "internal_error",
+                                                        "the gateway could not handle this request");
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+        try {
+            ngx_int_t rc = fail_over(r, ctx);
+            if (rc == NGX_DECLINED) return rc;
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        } catch (const std::exception &e) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: failover failed: %s",
+                          e.what());
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     try {
         ctx = ngx_http_perpetuo_create_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
         auto *pmcf = static_cast<ngx_http_perpetuo_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_perpetuo_module));
         ctx->config = pmcf->config;
+        ctx->uri_changes = r->uri_changes;
         ctx->request_id = ngx_http_perpetuo_next_request_id();
         ctx->strategy = static_cast<perpetuo::Strategy>(plcf->strategy);
 

@@ -143,7 +143,7 @@ ngx_int_t init_process(ngx_cycle_t *cycle) {
         auto *pmcf = static_cast<ngx_http_perpetuo_main_conf_t *>(
             ngx_http_cycle_get_module_main_conf(cycle, ngx_http_perpetuo_module));
         if (pmcf == nullptr || pmcf->config == nullptr) return NGX_OK;
-        ngx_http_perpetuo_zone_attach(pmcf);
+        if (ngx_http_perpetuo_zone_attach(cycle, pmcf) != NGX_OK) return NGX_ERROR;
         if (pmcf->redis != nullptr) {
             perpetuo::AccountingSettings settings;
             settings.retention_days = pmcf->config->analytics.retention_days;

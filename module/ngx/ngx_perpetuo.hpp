@@ -12,6 +12,7 @@ extern "C" {
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "api_route.hpp"
 #include "config.hpp"
@@ -54,6 +55,13 @@ struct ngx_http_perpetuo_ctx_t {
     perpetuo::Strategy strategy = perpetuo::Strategy::kFallback;
     perpetuo::Api api = perpetuo::Api::kUnknown;
     perpetuo::RequestFacts facts;
+    std::string original_body;  // as the client sent it, rewritten anew per attempt
+    std::vector<bool> usable;   // per candidate: serves this API and not yet failed
+    std::size_t candidate_index = 0;
+    int attempts = 0;
+    ngx_uint_t uri_changes = 0;  // r->uri_changes when the attempt started
+    ngx_msec_t attempt_start_msec = 0;
+    ngx_event_t first_byte_timer{};
     bool injected_usage = false;
     std::string upstream_url;
     std::string upstream_host;   // Host header and TLS server name
@@ -86,6 +94,12 @@ std::uint64_t ngx_http_perpetuo_next_sequence();
 ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_perpetuo_init_filters(ngx_conf_t *cf);
 ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r);
+// Feeds an attempt's outcome to its provider's health (strategies, breaker).
+void ngx_http_perpetuo_finish_attempt(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx,
+                                      bool failed);
+void ngx_http_perpetuo_record_failed_attempt(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx,
+                                             const perpetuo::Provider *provider,
+                                             const std::string &request_id, ngx_uint_t status);
 void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx);
 ngx_int_t ngx_http_perpetuo_add_variables(ngx_conf_t *cf);
 
@@ -95,8 +109,12 @@ ngx_int_t ngx_http_perpetuo_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status,
                                        const char *code, const std::string &message);
 
-// Shared-memory counters (no-ops without perpetuo_zone).
-void ngx_http_perpetuo_zone_attach(ngx_http_perpetuo_main_conf_t *pmcf);
+// Live provider health, shared by the workers through perpetuo_zone; hold the
+// lock only around reads and updates, never across I/O.
+ngx_int_t ngx_http_perpetuo_zone_attach(ngx_cycle_t *cycle, ngx_http_perpetuo_main_conf_t *pmcf);
+void ngx_http_perpetuo_health_lock();
+void ngx_http_perpetuo_health_unlock();
+perpetuo::ProviderHealth *ngx_http_perpetuo_health(std::size_t provider);
 void ngx_http_perpetuo_zone_count_dropped(std::uint64_t records);
 
 char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_t *pmcf);
