@@ -101,7 +101,7 @@ ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r) {
     if (ctx == nullptr) return NGX_DECLINED;
     try {
         if (ctx->first_byte_timer.timer_set) ngx_del_timer(&ctx->first_byte_timer);
-        if (ctx->candidate != nullptr) {
+        if (ctx->candidate != nullptr && !ctx->attempt_recorded) {
             ngx_http_perpetuo_account(r, ctx);
             ngx_http_perpetuo_finish_attempt(r, ctx, provider_failure(ctx->status));
             ngx_http_perpetuo_writer_push(record_of(r, ctx));

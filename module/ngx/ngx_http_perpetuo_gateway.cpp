@@ -276,7 +276,7 @@ ngx_int_t fail_over(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
                       failed->name.c_str(), status, ctx->provider->name.c_str());
         return NGX_DECLINED;
     }
-    ctx->candidate = nullptr;  // recorded above; nothing left for the log phase
+    ctx->attempt_recorded = true;  // recorded above; nothing left for the log phase
     return ngx_http_perpetuo_send_error(
         r, status, "provider_error",
         "provider \"" + failed->name + "\" answered " + std::to_string(status) +

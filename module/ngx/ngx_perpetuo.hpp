@@ -59,6 +59,7 @@ struct ngx_http_perpetuo_ctx_t {
     std::vector<bool> usable;   // per candidate: serves this API and not yet failed
     std::size_t candidate_index = 0;
     int attempts = 0;
+    bool attempt_recorded = false;  // the last attempt failed and is already recorded
     ngx_uint_t uri_changes = 0;  // r->uri_changes when the attempt started
     ngx_msec_t attempt_start_msec = 0;
     ngx_event_t first_byte_timer{};

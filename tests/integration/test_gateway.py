@@ -177,10 +177,11 @@ def test_embeddings_and_legacy_completions_are_metered(gateway, mock):
     assert sum(int(x["prompt_tokens"]) for x in recs) == stats["prompt_tokens"]
 
 
-def test_provider_errors_pass_through_with_zero_tokens(gateway, mock):
+def test_provider_errors_reach_the_client_as_json_with_zero_tokens(gateway, mock):
     r = gateway.post("/v1/chat/completions", CHAT, key=CLIENT_KEY, headers={"x-mock-fault": "500"})
     assert r.status_code == 500
-    assert r.json()["error"]["type"] == "server_error"
+    assert r.json()["error"]["code"] == "provider_error"
+    assert r.headers["x-perpetuo-provider"] == "primary"
     gateway.stop()
     [rec] = gateway.access_records()
     assert rec["status"] == "500" and rec["total_tokens"] == "0" and rec["cost"] == "0"
