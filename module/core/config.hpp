@@ -62,6 +62,10 @@ struct RoutingConfig {
     BreakerPolicy breaker;
 };
 
+struct MetricsConfig {
+    bool workspace_label = true;  // off: series per provider/model only (bounded cardinality)
+};
+
 struct AnalyticsConfig {
     int retention_days = 90;
     std::int64_t max_log_entries_per_workspace = 1000000;
@@ -74,6 +78,7 @@ struct Config {
     std::vector<Workspace> workspaces;
     JwtConfig jwt;
     RoutingConfig routing;
+    MetricsConfig metrics;
     AnalyticsConfig analytics;
 
     const Model *find_model(std::string_view name) const;

@@ -44,12 +44,14 @@ public:
         config.path = file_;
         if (!root.IsDefined() || root.IsNull()) fail(root, "", "the file is empty");
         expect_map(root, "");
-        check_keys(root, "", {"providers", "models", "workspaces", "auth", "routing", "analytics"});
+        check_keys(root, "", {"providers", "models", "workspaces", "auth", "routing", "metrics",
+                              "analytics"});
         load_providers(require(root, "", "providers"), config);
         load_models(require(root, "", "models"), config);
         if (root["workspaces"]) load_workspaces(root["workspaces"], config);
         if (root["auth"]) load_auth(root["auth"], config.jwt);
         if (root["routing"]) load_routing(root["routing"], config.routing);
+        if (root["metrics"]) load_metrics(root["metrics"], config.metrics);
         if (root["analytics"]) load_analytics(root["analytics"], config.analytics);
         config.index();
         return config;
@@ -389,6 +391,17 @@ private:
             if (!rate || *rate == 0 || *rate > 1000000)
                 fail(b["failure_rate"], join(key, "failure_rate"), "must be a number in (0, 1]");
             p.failure_rate = static_cast<double>(*rate) / 1e6;
+        }
+    }
+
+    void load_metrics(const YAML::Node &node, MetricsConfig &metrics) {
+        expect_map(node, "metrics");
+        check_keys(node, "metrics", {"workspace_label"});
+        if (YAML::Node v = node["workspace_label"]) {
+            std::string text = scalar(v, "metrics.workspace_label");
+            if (text != "true" && text != "false")
+                fail(v, "metrics.workspace_label", "must be true or false");
+            metrics.workspace_label = text == "true";
         }
     }
 

@@ -150,7 +150,7 @@ JwtVerifier::JwtVerifier(const JwtConfig &config)
         } else if (alg == "ES256") {
             keys->es256 = true;
         } else {
-            refuse_config("unsupported algorithm (expected HS256, RS256 or ES256)");
+            refuse_config("unsupported algorithm \"" + alg + "\" (expected HS256, RS256 or ES256)");
         }
     }
     if (workspace_claim_.empty()) refuse_config("workspace_claim is empty");

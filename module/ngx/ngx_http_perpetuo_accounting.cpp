@@ -65,6 +65,39 @@ bool provider_failure(ngx_uint_t status) {
     return status == NGX_HTTP_TOO_MANY_REQUESTS || (status >= 500 && status != 501);
 }
 
+const char *error_class_name(int status) {
+    switch (perpetuo::error_class(status)) {
+        case perpetuo::ErrorClass::kClient4xx:
+            return "4xx";
+        case perpetuo::ErrorClass::kServer5xx:
+            return "5xx";
+        case perpetuo::ErrorClass::kTimeout:
+            return "timeout";
+        case perpetuo::ErrorClass::kNone:
+            break;
+    }
+    return "";
+}
+
+// One call into the shared metrics: the request counter, tokens, cost and
+// latency histograms, and the provider's error and failover counters.
+void observe(ngx_http_perpetuo_ctx_t *ctx, std::size_t provider, const perpetuo::UsageRecord &rec,
+             bool failover, double overhead_seconds) {
+    perpetuo::CallObservation call;
+    if (ctx->config->metrics.workspace_label) call.workspace = rec.workspace;
+    call.provider = rec.provider;
+    call.model = rec.model;
+    call.status = rec.status;
+    call.cost_micros = rec.cost_micros;
+    call.input_tokens = rec.usage.input_tokens();
+    call.output_tokens = rec.usage.output_tokens;
+    call.cached_tokens = rec.usage.cache_read_tokens;
+    call.duration_seconds = static_cast<double>(rec.latency_ms) / 1000.0;
+    if (rec.stream && rec.ttfb_ms >= 0) call.ttft_seconds = static_cast<double>(rec.ttfb_ms) / 1000.0;
+    ngx_http_perpetuo_metrics_observe(call, provider, overhead_seconds,
+                                      error_class_name(rec.status), failover);
+}
+
 }  // namespace
 
 void ngx_http_perpetuo_finish_attempt(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx,
@@ -93,6 +126,10 @@ void ngx_http_perpetuo_record_failed_attempt(ngx_http_request_t *r, ngx_http_per
     rec.latency_ms = static_cast<std::int64_t>(ngx_current_msec - ctx->attempt_start_msec);
     rec.created_ms = now_ms() - rec.latency_ms;
     rec.stream = ctx->facts.stream;
+    bool failover = request_id != ctx->request_id;  // a suffixed id: another attempt follows
+    // The call's overhead is observed once, with its last attempt.
+    observe(ctx, static_cast<std::size_t>(provider - ctx->config->providers.data()), rec, failover,
+            failover ? -1 : static_cast<double>(ctx->overhead_ns) / 1e9);
     ngx_http_perpetuo_writer_push(std::move(rec));
 }
 
@@ -104,7 +141,10 @@ ngx_int_t ngx_http_perpetuo_log_handler(ngx_http_request_t *r) {
         if (ctx->candidate != nullptr && !ctx->attempt_recorded) {
             ngx_http_perpetuo_account(r, ctx);
             ngx_http_perpetuo_finish_attempt(r, ctx, provider_failure(ctx->status));
-            ngx_http_perpetuo_writer_push(record_of(r, ctx));
+            perpetuo::UsageRecord rec = record_of(r, ctx);
+            observe(ctx, ctx->candidate->provider, rec, false,
+                    static_cast<double>(ctx->overhead_ns) / 1e9);
+            ngx_http_perpetuo_writer_push(std::move(rec));
         }
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: accounting failed: %s",

@@ -63,6 +63,7 @@ ngx_int_t header_filter(ngx_http_request_t *r) {
     ngx_http_perpetuo_ctx_t *ctx = r == r->main ? ngx_http_perpetuo_get_ctx(r) : nullptr;
     if (ctx == nullptr) return next_header_filter(r);
     try {
+        NgxOverheadTimer timer(ctx);
         if (add_header(r, "x-perpetuo-request-id", ctx->request_id) != NGX_OK) return NGX_ERROR;
         if (ctx->provider != nullptr) {
             if (add_header(r, "x-perpetuo-provider", ctx->provider->name) != NGX_OK)
@@ -149,6 +150,7 @@ ngx_int_t body_filter(ngx_http_request_t *r, ngx_chain_t *in) {
     if (ctx == nullptr || !ctx->meter || in == nullptr) return next_body_filter(r, in);
     try {
         if (ctx->meter->rewrites()) return rewrite(r, ctx, in);
+        NgxOverheadTimer timer(ctx);
         observe(ctx, in);
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: body filter: %s", e.what());

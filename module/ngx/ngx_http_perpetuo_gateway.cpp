@@ -287,6 +287,7 @@ void body_read(ngx_http_request_t *r) {
     ngx_http_perpetuo_ctx_t *ctx = ngx_http_perpetuo_get_ctx(r);
     ngx_int_t rc;
     try {
+        NgxOverheadTimer timer(ctx);
         rc = route(r, ctx);
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "perpetuo: routing failed: %s", e.what());
@@ -361,6 +362,7 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
     try {
         ctx = ngx_http_perpetuo_create_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        std::optional<NgxOverheadTimer> timer(std::in_place, ctx);
         auto *pmcf = static_cast<ngx_http_perpetuo_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_perpetuo_module));
         ctx->config = pmcf->config;
@@ -397,6 +399,7 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
         if (ctx->workspace->strategy) ctx->strategy = *ctx->workspace->strategy;
 
         r->request_body_in_single_buf = 1;
+        timer.reset();  // body_read times itself
         ngx_int_t rc = ngx_http_read_client_request_body(r, body_read);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) return rc;
         ngx_http_finalize_request(r, NGX_DONE);

@@ -93,6 +93,7 @@ void flush_handler(ngx_event_t *ev) {
     try {
         send_pending();
         count_drops();
+        ngx_http_perpetuo_metrics_redis(writer->queue.backlog(), writer->link->ready());
         if (ngx_exiting && writer->queue.backlog() > 0) {
             if (writer->exit_deadline == 0)
                 writer->exit_deadline = ngx_current_msec + writer->conf.drain_timeout;

@@ -10,17 +10,20 @@
 namespace {
 
 constexpr ngx_uint_t kMaxProviders = 128;
-constexpr ngx_uint_t kZoneVersion = 2;
+constexpr ngx_uint_t kZoneVersion = 3;
 
 struct provider_slot_t {
     char name[65];  // provider names are [A-Za-z0-9_-]{1,64}
     perpetuo::ProviderHealth health;
+    perpetuo::ProviderMetrics metrics;
 };
 
 struct zone_header_t {
     ngx_uint_t version;
-    ngx_atomic_t redis_dropped_records;
     provider_slot_t providers[kMaxProviders];
+    perpetuo::GlobalMetrics global;
+    perpetuo::MetricSeries *series;  // sized from the zone; same address in every worker
+    std::size_t series_slots;
 };
 
 // This worker's view: the zone (or a private stand-in) and, per provider of
@@ -46,6 +49,12 @@ ngx_int_t init_zone(ngx_shm_zone_t *shm_zone, void *data) {
     auto *header = static_cast<zone_header_t *>(ngx_slab_calloc(shpool, sizeof(zone_header_t)));
     if (header == nullptr) return NGX_ERROR;
     header->version = kZoneVersion;
+    // Half the zone for metric series; the rest stays for the slab's own use.
+    header->series_slots = ngx_min(shm_zone->shm.size / 2 / sizeof(perpetuo::MetricSeries),
+                                   static_cast<size_t>(65536));
+    header->series = static_cast<perpetuo::MetricSeries *>(
+        ngx_slab_calloc(shpool, header->series_slots * sizeof(perpetuo::MetricSeries)));
+    if (header->series == nullptr) return NGX_ERROR;
     shpool->data = header;
     shm_zone->data = header;
     size_t len = sizeof(" in perpetuo_zone \"\"") + shm_zone->shm.name.len;
@@ -78,7 +87,10 @@ ngx_int_t ngx_http_perpetuo_zone_attach(ngx_cycle_t *cycle, ngx_http_perpetuo_ma
         worker_zone = static_cast<zone_header_t *>(pmcf->shm_zone->data);
         worker_pool = reinterpret_cast<ngx_slab_pool_t *>(pmcf->shm_zone->shm.addr);
     } else {
+        // No zone: this worker's own tables (metrics then cover this worker only).
         worker_zone = new zone_header_t();
+        worker_zone->series_slots = 1024;
+        worker_zone->series = new perpetuo::MetricSeries[worker_zone->series_slots]();
         worker_pool = nullptr;
     }
     worker_slots.clear();
@@ -112,7 +124,63 @@ perpetuo::ProviderHealth *ngx_http_perpetuo_health(std::size_t provider) {
 }
 
 void ngx_http_perpetuo_zone_count_dropped(std::uint64_t records) {
-    if (worker_zone != nullptr) ngx_atomic_fetch_add(&worker_zone->redis_dropped_records, records);
+    ngx_http_perpetuo_health_lock();
+    worker_zone->global.redis_dropped_records += static_cast<std::int64_t>(records);
+    ngx_http_perpetuo_health_unlock();
+}
+
+void ngx_http_perpetuo_metrics_observe(const perpetuo::CallObservation &call,
+                                       std::size_t provider, double overhead_seconds,
+                                       const char *error_class, bool failover) {
+    if (worker_zone == nullptr) return;
+    perpetuo::SeriesKey key = perpetuo::series_key(call);
+    std::uint64_t hash = perpetuo::series_hash(key);
+    ngx_http_perpetuo_health_lock();
+    perpetuo::MetricSeries *series =
+        worker_zone->series ? perpetuo::find_series(worker_zone->series, worker_zone->series_slots,
+                                                    key, hash)
+                            : nullptr;
+    if (series != nullptr)
+        perpetuo::observe_call(*series, call);
+    else
+        ++worker_zone->global.series_overflow;
+    if (overhead_seconds >= 0)
+        worker_zone->global.overhead.observe(overhead_seconds, perpetuo::kOverheadBoundsSeconds);
+    if (provider < worker_slots.size()) {
+        auto *slot = reinterpret_cast<provider_slot_t *>(
+            reinterpret_cast<char *>(worker_slots[provider]) - offsetof(provider_slot_t, health));
+        if (error_class == std::string_view("4xx")) ++slot->metrics.errors_4xx;
+        if (error_class == std::string_view("5xx")) ++slot->metrics.errors_5xx;
+        if (error_class == std::string_view("timeout")) ++slot->metrics.errors_timeout;
+        if (failover) ++slot->metrics.failovers;
+    }
+    ngx_http_perpetuo_health_unlock();
+}
+
+void ngx_http_perpetuo_metrics_redis(std::size_t backlog, bool connected) {
+    if (worker_zone == nullptr || ngx_worker >= perpetuo::kMaxWorkers) return;
+    perpetuo::GlobalMetrics &g = worker_zone->global;
+    g.redis_queue_records[ngx_worker] = static_cast<std::int64_t>(backlog);
+    g.redis_connected[ngx_worker] = connected ? 1 : 0;
+    if (static_cast<ngx_uint_t>(g.workers) <= ngx_worker) g.workers = static_cast<std::int32_t>(ngx_worker + 1);
+}
+
+perpetuo::MetricsSnapshot ngx_http_perpetuo_metrics_snapshot(const perpetuo::Config &config) {
+    perpetuo::MetricsSnapshot snap;
+    // Copy under the lock, render after it: a scrape never holds up calls
+    // for longer than a copy.
+    ngx_http_perpetuo_health_lock();
+    if (worker_zone->series != nullptr)
+        for (std::size_t i = 0; i < worker_zone->series_slots; ++i)
+            if (worker_zone->series[i].hash != 0) snap.series.push_back(worker_zone->series[i]);
+    for (std::size_t i = 0; i < config.providers.size() && i < worker_slots.size(); ++i) {
+        auto *slot = reinterpret_cast<provider_slot_t *>(
+            reinterpret_cast<char *>(worker_slots[i]) - offsetof(provider_slot_t, health));
+        snap.providers.push_back({config.providers[i].name, slot->health, slot->metrics});
+    }
+    snap.global = worker_zone->global;
+    ngx_http_perpetuo_health_unlock();
+    return snap;
 }
 
 char *ngx_http_perpetuo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
@@ -124,7 +192,8 @@ char *ngx_http_perpetuo_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid zone size \"%V\"", &value[2]);
         return static_cast<char *>(NGX_CONF_ERROR);
     }
-    ssize_t minimum = static_cast<ssize_t>(ngx_max(8 * ngx_pagesize, 2 * sizeof(zone_header_t)));
+    ssize_t minimum = static_cast<ssize_t>(
+        ngx_max(8 * ngx_pagesize, 2 * sizeof(zone_header_t) + 64 * sizeof(perpetuo::MetricSeries)));
     if (size < minimum) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "zone \"%V\" is too small (at least %uzk)",
                            &value[1], static_cast<size_t>(minimum) / 1024 + 1);

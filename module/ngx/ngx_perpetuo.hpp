@@ -17,6 +17,7 @@ extern "C" {
 #include "api_route.hpp"
 #include "config.hpp"
 #include "jwt.hpp"
+#include "metrics_table.hpp"
 #include "request_body.hpp"
 #include "response_meter.hpp"
 #include "strategy_name.hpp"
@@ -75,6 +76,7 @@ struct ngx_http_perpetuo_ctx_t {
     ngx_chain_t *free = nullptr;
     ngx_chain_t *busy = nullptr;
     ngx_msec_t first_byte_msec = 0;
+    std::int64_t overhead_ns = 0;  // time spent in this module for the call
 
     // Accounting, filled once (log phase or the first variable that needs it).
     bool accounted = false;
@@ -82,6 +84,26 @@ struct ngx_http_perpetuo_ctx_t {
     perpetuo::Micros cost_micros = 0;
     ngx_uint_t status = 0;
     ngx_msec_t latency_ms = 0;
+};
+
+// Adds the time a scope spends to the call's module overhead (a metric).
+class NgxOverheadTimer {
+public:
+    explicit NgxOverheadTimer(ngx_http_perpetuo_ctx_t *ctx) : ctx_(ctx) {
+        clock_gettime(CLOCK_MONOTONIC, &start_);
+    }
+    ~NgxOverheadTimer() {
+        if (ctx_ == nullptr) return;
+        timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        ctx_->overhead_ns += (end.tv_sec - start_.tv_sec) * 1000000000LL + (end.tv_nsec - start_.tv_nsec);
+    }
+    NgxOverheadTimer(const NgxOverheadTimer &) = delete;
+    NgxOverheadTimer &operator=(const NgxOverheadTimer &) = delete;
+
+private:
+    ngx_http_perpetuo_ctx_t *ctx_;
+    timespec start_;
 };
 
 ngx_http_perpetuo_ctx_t *ngx_http_perpetuo_get_ctx(ngx_http_request_t *r);
@@ -117,6 +139,13 @@ void ngx_http_perpetuo_health_lock();
 void ngx_http_perpetuo_health_unlock();
 perpetuo::ProviderHealth *ngx_http_perpetuo_health(std::size_t provider);
 void ngx_http_perpetuo_zone_count_dropped(std::uint64_t records);
+// Metrics, kept in the same zone. `error_class` is "", "4xx", "5xx" or "timeout".
+void ngx_http_perpetuo_metrics_observe(const perpetuo::CallObservation &call, std::size_t provider,
+                                       double overhead_seconds, const char *error_class,
+                                       bool failover);
+void ngx_http_perpetuo_metrics_redis(std::size_t backlog, bool connected);
+perpetuo::MetricsSnapshot ngx_http_perpetuo_metrics_snapshot(const perpetuo::Config &config);
+char *ngx_http_perpetuo_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_t *pmcf);
 char *ngx_http_perpetuo_declare_upstreams(ngx_conf_t *cf, const perpetuo::Config &config);

@@ -295,7 +295,7 @@ const std::vector<ConfigErrorCase> kConfigErrors = {
      "", "YAML syntax error"},
     {"RootIsASequence", "- providers  # <-\n- models\n", "", "must be a mapping"},
     {"RootIsAScalar", "just some text  # <-\n", "", "must be a mapping"},
-    {"UnknownTopLevelKey", kProviders + kModels + "routing:  # <-\n  default: fastest\n", "routing",
+    {"UnknownTopLevelKey", kProviders + kModels + "telemetry:  # <-\n  default: fastest\n", "telemetry",
      "unknown key (expected one of: providers, models,"},
     {"KeyThatIsNotAScalar", "providers:\n  [a, b]:  # <-\n    kind: openai\n", "",
      "bad conversion"},
