@@ -35,6 +35,8 @@ ngx_command_t ngx_http_perpetuo_commands[] = {
      ngx_http_perpetuo_analytics, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("perpetuo_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
      ngx_http_perpetuo_metrics, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("perpetuo_dashboard"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_perpetuo_dashboard, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("perpetuo_strategy"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_strategy,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

@@ -146,6 +146,7 @@ void ngx_http_perpetuo_metrics_observe(const perpetuo::CallObservation &call, st
 void ngx_http_perpetuo_metrics_redis(std::size_t backlog, bool connected);
 perpetuo::MetricsSnapshot ngx_http_perpetuo_metrics_snapshot(const perpetuo::Config &config);
 char *ngx_http_perpetuo_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_perpetuo_dashboard(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 char *ngx_http_perpetuo_load_config(ngx_conf_t *cf, ngx_http_perpetuo_main_conf_t *pmcf);
 char *ngx_http_perpetuo_declare_upstreams(ngx_conf_t *cf, const perpetuo::Config &config);
