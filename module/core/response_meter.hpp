@@ -29,6 +29,7 @@ public:
     // Rewrite mode needs `out`: the bytes to send on. Observe mode passes null
     // and forwards the provider's bytes itself, untouched.
     bool rewrites() const { return event_stream_ && drop_usage_chunk_; }
+    bool event_stream() const { return event_stream_; }
     void feed(std::string_view bytes, std::string *out);
     void finish(std::string *out);
 

@@ -145,9 +145,49 @@ ngx_int_t rewrite(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx, ngx_chain
     return rc;
 }
 
+// The provider broke off a stream after its headers went out: nginx then
+// only flushes and closes. Ending the body properly instead gives the
+// client a well-formed end of stream (chunked terminator) it can handle.
+bool provider_broke_off(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx, ngx_chain_t *in) {
+    if (!ctx->meter->event_stream() || ctx->meter->finished() || r->upstream == nullptr ||
+        r->upstream->peer.connection != nullptr || r->connection->error)
+        return false;
+    for (ngx_chain_t *cl = in; cl; cl = cl->next)
+        if (cl->buf->last_buf || !cl->buf->flush || ngx_buf_size(cl->buf) != 0) return false;
+    return true;
+}
+
+ngx_int_t end_stream_cleanly(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "perpetuo: provider \"%s\" broke off the stream of request %s; ending it "
+                  "for the client, tokens estimated",
+                  ctx->provider->name.c_str(), ctx->request_id.c_str());
+    std::string tail;
+    ctx->meter->finish(ctx->meter->rewrites() ? &tail : nullptr);
+    ngx_chain_t *out = nullptr, **ll = &out;
+    if (!tail.empty()) {
+        ngx_buf_t *b = ngx_create_temp_buf(r->pool, tail.size());
+        ngx_chain_t *cl = ngx_alloc_chain_link(r->pool);
+        if (b == nullptr || cl == nullptr) return NGX_ERROR;
+        b->last = ngx_cpymem(b->pos, tail.data(), tail.size());
+        cl->buf = b;
+        *ll = cl;
+        ll = &cl->next;
+    }
+    auto *last = static_cast<ngx_buf_t *>(ngx_calloc_buf(r->pool));
+    ngx_chain_t *cl = ngx_alloc_chain_link(r->pool);
+    if (last == nullptr || cl == nullptr) return NGX_ERROR;
+    last->last_buf = 1;
+    cl->buf = last;
+    cl->next = nullptr;
+    *ll = cl;
+    return next_body_filter(r, out);
+}
+
 ngx_int_t body_filter(ngx_http_request_t *r, ngx_chain_t *in) {
     ngx_http_perpetuo_ctx_t *ctx = r == r->main ? ngx_http_perpetuo_get_ctx(r) : nullptr;
     if (ctx == nullptr || !ctx->meter || in == nullptr) return next_body_filter(r, in);
+    if (provider_broke_off(r, ctx, in)) return end_stream_cleanly(r, ctx);
     try {
         if (ctx->meter->rewrites()) return rewrite(r, ctx, in);
         NgxOverheadTimer timer(ctx);

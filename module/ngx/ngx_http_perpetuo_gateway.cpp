@@ -368,6 +368,21 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
         ctx->config = pmcf->config;
         ctx->uri_changes = r->uri_changes;
         ctx->request_id = ngx_http_perpetuo_next_request_id();
+        if (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST) {
+            // nginx refused the request before this module saw it (e.g. 413
+            // from client_max_body_size) and error_page sent it here: answer
+            // in the gateway's JSON shape.
+            ngx_uint_t status = r->err_status;
+            r->err_status = 0;
+            ngx_int_t rc = ngx_http_perpetuo_send_error(
+                r, status, status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE ? "request_too_large"
+                                                                        : "invalid_request",
+                status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                    ? "request body is larger than client_max_body_size"
+                    : "nginx refused the request (status " + std::to_string(status) + ")");
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
         ctx->strategy = static_cast<perpetuo::Strategy>(plcf->strategy);
 
         if (!(r->method & NGX_HTTP_POST)) {

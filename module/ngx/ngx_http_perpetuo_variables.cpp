@@ -72,6 +72,13 @@ Variable variables[] = {
     {ngx_string("perpetuo_cached_tokens"), [](ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c) { return accounted(r, c, [](const perpetuo::Usage &u) { return u.cache_read_tokens; }); }},
     {ngx_string("perpetuo_total_tokens"), [](ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c) { return accounted(r, c, [](const perpetuo::Usage &u) { return u.total_tokens(); }); }},
     {ngx_string("perpetuo_tokens_estimated"), [](ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c) { return accounted(r, c, [](const perpetuo::Usage &u) -> std::int64_t { return u.estimated; }); }},
+    {ngx_string("perpetuo_status"),
+     [](ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c) {
+         // As recorded: 499 for a client gone mid-stream, where $status says 200.
+         if (c->candidate == nullptr) return std::string();
+         ngx_http_perpetuo_account(r, c);
+         return std::to_string(c->status);
+     }},
     {ngx_string("perpetuo_cost"),
      [](ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *c) {
          if (c->candidate == nullptr) return std::string();

@@ -131,7 +131,8 @@ class MockProvider:
 
 
 ACCESS_LOG_FORMAT = (
-    "escape=json '{\"status\":\"$status\",\"provider\":\"$perpetuo_provider\","
+    "escape=json '{\"status\":\"$status\",\"record_status\":\"$perpetuo_status\","
+    "\"provider\":\"$perpetuo_provider\","
     "\"model\":\"$perpetuo_model\",\"workspace\":\"$perpetuo_workspace\","
     "\"request_id\":\"$perpetuo_request_id\",\"prompt_tokens\":\"$perpetuo_prompt_tokens\","
     "\"completion_tokens\":\"$perpetuo_completion_tokens\","
