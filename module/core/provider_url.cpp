@@ -96,6 +96,7 @@ std::optional<ProviderUrl> parse_provider_url(std::string_view url, std::string 
     while (!path.empty() && path.back() == '/') path.remove_suffix(1);
     // SDK users write base URLs ending in /v1; the gateway adds /v1 itself.
     if (path.size() >= 3 && path.substr(path.size() - 3) == "/v1") path.remove_suffix(3);
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
     out.path = std::string(path);
     return out;
 }

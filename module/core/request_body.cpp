@@ -96,8 +96,17 @@ std::optional<RequestFacts> parse_request(std::string_view body, RequestError *e
             error->message = "\"stream_options\" must be an object";
             return std::nullopt;
         }
-        bool include = false;
-        if (value["include_usage"].get(include) == simdjson::SUCCESS) facts.include_usage = include;
+        int seen = 0;
+        for (auto option : simdjson::dom::object(value)) {
+            if (option.key != "include_usage") continue;
+            // One boolean only: a rewrite must never meet an object here, and
+            // a duplicate would be read one way here and another by providers.
+            if (++seen > 1 || !option.value.is_bool()) {
+                error->message = "\"stream_options.include_usage\" must be one boolean";
+                return std::nullopt;
+            }
+            facts.include_usage = bool(option.value);
+        }
     }
     for (const char *key : {"max_completion_tokens", "max_tokens"}) {
         std::int64_t n = 0;

@@ -63,6 +63,11 @@ void SseFramer::feed(std::string_view chunk, SseSink &sink, std::string *out) {
         if (out) raw_.append(begin, piece.size() + terminator);
         pos += piece.size() + terminator;
         if (line_.empty() && !line_oversized_) {
+            if (piece.size() > max_event_bytes_ + kLineSlack) {
+                // The same cap as for a line that spans chunks.
+                line_oversized_ = true;
+                piece = piece.substr(0, kFieldPrefix);
+            }
             line_complete(piece, sink, out);
         } else {
             take_line_bytes(piece);
