@@ -8,24 +8,9 @@ namespace {
 
 ngx_int_t dashboard_handler(ngx_http_request_t *r) {
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return NGX_HTTP_NOT_ALLOWED;
-    if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    std::string_view page = perpetuo::dashboard_page();
-    auto *b = static_cast<ngx_buf_t *>(ngx_calloc_buf(r->pool));
-    if (b == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    // The page is static data of the module: send it without copying.
-    b->pos = reinterpret_cast<u_char *>(const_cast<char *>(page.data()));
-    b->last = b->pos + page.size();
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = static_cast<off_t>(page.size());
-    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    ngx_int_t rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
-    ngx_chain_t out = {b, nullptr};
-    return ngx_http_output_filter(r, &out);
+    // The page is static data of the module: sent without a copy.
+    return ngx_http_perpetuo_send(r, NGX_HTTP_OK, "text/html; charset=utf-8",
+                                  perpetuo::dashboard_page(), false);
 }
 
 }  // namespace

@@ -426,23 +426,37 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
     }
 }
 
-ngx_int_t ngx_http_perpetuo_send_json(ngx_http_request_t *r, ngx_uint_t status,
-                                      const std::string &json) {
+ngx_int_t ngx_http_perpetuo_send(ngx_http_request_t *r, ngx_uint_t status, const char *content_type,
+                                 std::string_view body, bool copy) {
     if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    ngx_buf_t *b = ngx_create_temp_buf(r->pool, json.size() ? json.size() : 1);
+    auto *b = static_cast<ngx_buf_t *>(ngx_calloc_buf(r->pool));
     if (b == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    b->last = ngx_cpymem(b->pos, json.data(), json.size());
+    if (copy && !body.empty()) {
+        b->start = static_cast<u_char *>(ngx_pnalloc(r->pool, body.size()));
+        if (b->start == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        b->end = ngx_cpymem(b->start, body.data(), body.size());
+        body = std::string_view(reinterpret_cast<const char *>(b->start), body.size());
+    }
+    b->pos = reinterpret_cast<u_char *>(const_cast<char *>(body.data()));
+    b->last = b->pos + body.size();
+    b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
     r->headers_out.status = status;
-    r->headers_out.content_length_n = static_cast<off_t>(json.size());
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+    r->headers_out.content_type.data = reinterpret_cast<u_char *>(const_cast<char *>(content_type));
+    r->headers_out.content_type.len = ngx_strlen(content_type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = nullptr;
     ngx_int_t rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
     ngx_chain_t out = {b, nullptr};
     return ngx_http_output_filter(r, &out);
+}
+
+ngx_int_t ngx_http_perpetuo_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &json) {
+    return ngx_http_perpetuo_send(r, status, "application/json", json, true);
 }
 
 ngx_int_t ngx_http_perpetuo_send_error(ngx_http_request_t *r, ngx_uint_t status, const char *code,

@@ -126,6 +126,9 @@ void ngx_http_perpetuo_record_failed_attempt(ngx_http_request_t *r, ngx_http_per
 void ngx_http_perpetuo_account(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx);
 ngx_int_t ngx_http_perpetuo_add_variables(ngx_conf_t *cf);
 
+// Sends a whole response; `copy` false for data that outlives the request.
+ngx_int_t ngx_http_perpetuo_send(ngx_http_request_t *r, ngx_uint_t status, const char *content_type,
+                                 std::string_view body, bool copy);
 ngx_int_t ngx_http_perpetuo_send_json(ngx_http_request_t *r, ngx_uint_t status,
                                       const std::string &json);
 // Sends {"error": {"code", "message"}} with `status`; the caller finalizes.
