@@ -16,7 +16,9 @@ import time
 import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULE = os.path.join(ROOT, "ngx_build", "objs", "ngx_http_perpetuo_module.so")
+# scripts/sanitize-integration points these at an ASan+UBSan build of the module.
+MODULE = os.environ.get("PERPETUO_MODULE") or \
+    os.path.join(ROOT, "ngx_build", "objs", "ngx_http_perpetuo_module.so")
 MOCK = os.path.join(ROOT, "build", "tests", "mock", "mock_provider")
 PROXY_PARAMS = os.path.join(ROOT, "perpetuo_proxy_params")
 NGINX = "/usr/sbin/nginx"
@@ -210,13 +212,19 @@ http {{
     def test_config(self):
         """Runs nginx -t; returns (ok, output)."""
         self.write()
-        env = {**os.environ, **self.env}
-        r = subprocess.run(self.command("-t"), env=env, capture_output=True, text=True)
+        r = subprocess.run(self.command("-t"), env=self.nginx_env(), capture_output=True,
+                           text=True)
         return r.returncode == 0, r.stderr + r.stdout
+
+    def nginx_env(self):
+        env = {**os.environ, **self.env}
+        if os.environ.get("PERPETUO_NGINX_PRELOAD"):  # the ASan runtime, for nginx alone
+            env["LD_PRELOAD"] = os.environ["PERPETUO_NGINX_PRELOAD"]
+        return env
 
     def start(self):
         self.write()
-        env = {**os.environ, **self.env}
+        env = self.nginx_env()
         self.proc = subprocess.Popen(self.command(), env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "nginx.stderr"), "ab"))
         wait_port(self.port, self.proc)
@@ -236,7 +244,8 @@ http {{
         with open(self.error_log) as f:
             bad = [line for line in f
                    if "[alert]" in line or "[emerg]" in line or "[crit]" in line
-                   or "exited on signal" in line]
+                   or "exited on signal" in line or "Sanitizer" in line
+                   or "runtime error:" in line]
         assert not bad, "nginx error log has:\n" + "".join(bad)
 
     def access_records(self):
