@@ -148,7 +148,7 @@ class Gateway:
     """nginx with the module, configured from a YAML text and location blocks."""
 
     def __init__(self, workdir, yaml_text, env=None, workers=2, locations=None, http_extra="",
-                 redis_url=None):
+                 redis_url=None, worker_connections=1024):
         self.dir = workdir
         self.port = free_port()
         self.yaml_text = yaml_text
@@ -158,6 +158,7 @@ class Gateway:
             "location /v1/ { perpetuo_gateway; include %s; }" % PROXY_PARAMS]
         self.http_extra = http_extra
         self.redis_url = redis_url
+        self.worker_connections = worker_connections
         self.proc = None
         os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
 
@@ -186,7 +187,8 @@ daemon off;
 pid {self.dir}/nginx.pid;
 error_log {self.error_log} info;
 {env_lines}
-events {{ worker_connections 1024; }}
+worker_rlimit_nofile {self.worker_connections * 2 + 64};
+events {{ worker_connections {self.worker_connections}; }}
 http {{
     access_log off;
     client_body_temp_path {self.dir}/body;
@@ -229,6 +231,16 @@ http {{
                                      stderr=open(os.path.join(self.dir, "nginx.stderr"), "ab"))
         wait_port(self.port, self.proc)
         return self
+
+    def worker_rss_kb(self):
+        """Resident memory of each worker process, in KiB."""
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        rss = []
+        for pid in children:
+            with open(f"/proc/{pid}/status") as f:
+                rss += [int(line.split()[1]) for line in f if line.startswith("VmRSS:")]
+        return rss
 
     def reload(self):
         self.write()
