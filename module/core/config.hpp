@@ -62,6 +62,13 @@ struct RoutingConfig {
     BreakerPolicy breaker;
 };
 
+// Bounds on what untrusted bytes may cost; each has a safe default.
+struct LimitsConfig {
+    std::size_t max_json_depth = 64;           // request bodies nested deeper: 400
+    std::size_t max_sse_event = 1 << 20;       // larger stream events are passed on unread
+    std::size_t max_response_json = 8 << 20;  // larger JSON bodies are passed on, usage estimated
+};
+
 struct MetricsConfig {
     bool workspace_label = true;  // off: series per provider/model only (bounded cardinality)
 };
@@ -79,6 +86,7 @@ struct Config {
     JwtConfig jwt;
     RoutingConfig routing;
     MetricsConfig metrics;
+    LimitsConfig limits;
     AnalyticsConfig analytics;
 
     const Model *find_model(std::string_view name) const;

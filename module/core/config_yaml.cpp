@@ -45,13 +45,14 @@ public:
         if (!root.IsDefined() || root.IsNull()) fail(root, "", "the file is empty");
         expect_map(root, "");
         check_keys(root, "", {"providers", "models", "workspaces", "auth", "routing", "metrics",
-                              "analytics"});
+                              "limits", "analytics"});
         load_providers(require(root, "", "providers"), config);
         load_models(require(root, "", "models"), config);
         if (root["workspaces"]) load_workspaces(root["workspaces"], config);
         if (root["auth"]) load_auth(root["auth"], config.jwt);
         if (root["routing"]) load_routing(root["routing"], config.routing);
         if (root["metrics"]) load_metrics(root["metrics"], config.metrics);
+        if (root["limits"]) load_limits(root["limits"], config.limits);
         if (root["analytics"]) load_analytics(root["analytics"], config.analytics);
         config.index();
         return config;
@@ -392,6 +393,40 @@ private:
                 fail(b["failure_rate"], join(key, "failure_rate"), "must be a number in (0, 1]");
             p.failure_rate = static_cast<double>(*rate) / 1e6;
         }
+    }
+
+    // "512k", "1m" (nginx's notation) or a bare number of bytes.
+    std::size_t size_bytes(const YAML::Node &node, const std::string &key, std::size_t min,
+                           std::size_t max) const {
+        std::string text = node.IsScalar() ? node.Scalar() : "";
+        std::size_t digits = 0;
+        while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+            ++digits;
+        std::string unit = text.substr(digits);
+        std::size_t scale = unit.empty()               ? 1
+                            : unit == "k" || unit == "K" ? 1024
+                            : unit == "m" || unit == "M" ? 1024 * 1024
+                                                         : 0;
+        if (digits == 0 || digits > 9 || scale == 0) fail(node, key, "must be a size like 512k or 1m");
+        std::size_t bytes = std::stoull(text.substr(0, digits)) * scale;
+        if (bytes < min || bytes > max)
+            fail(node, key,
+                 "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+        return bytes;
+    }
+
+    void load_limits(const YAML::Node &node, LimitsConfig &limits) {
+        expect_map(node, "limits");
+        check_keys(node, "limits", {"max_json_depth", "max_sse_event", "max_response_json"});
+        if (node["max_json_depth"])
+            limits.max_json_depth = static_cast<std::size_t>(
+                integer(node["max_json_depth"], "limits.max_json_depth", 4, 1024));
+        if (node["max_sse_event"])
+            limits.max_sse_event =
+                size_bytes(node["max_sse_event"], "limits.max_sse_event", 1024, 64 << 20);
+        if (node["max_response_json"])
+            limits.max_response_json =
+                size_bytes(node["max_response_json"], "limits.max_response_json", 1024, 256 << 20);
     }
 
     void load_metrics(const YAML::Node &node, MetricsConfig &metrics) {

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <new>
 #include <vector>
 
 #include "json_text.hpp"
@@ -41,16 +42,21 @@ std::int64_t text_bytes(element value, std::size_t depth) {
     }
 }
 
-simdjson::dom::parser &dom_parser() {
+simdjson::dom::parser &dom_parser(std::size_t max_depth) {
     thread_local simdjson::dom::parser parser;
+    if (parser.max_depth() != max_depth &&
+        parser.allocate(std::max<std::size_t>(parser.capacity(), 4096), max_depth) !=
+            simdjson::SUCCESS)
+        throw std::bad_alloc();
     return parser;
 }
 
 }  // namespace
 
-std::optional<RequestFacts> parse_request(std::string_view body, RequestError *error) {
+std::optional<RequestFacts> parse_request(std::string_view body, RequestError *error,
+                                          std::size_t max_depth) {
     element root;
-    if (auto err = dom_parser().parse(body.data(), body.size()).get(root)) {
+    if (auto err = dom_parser(max_depth).parse(body.data(), body.size()).get(root)) {
         error->message = std::string("request body is not valid JSON: ") +
                          simdjson::error_message(err);
         return std::nullopt;

@@ -3,6 +3,7 @@
 // the client sent it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,9 +23,13 @@ struct RequestError {
     std::string message;
 };
 
-// Validates the whole document (invalid JSON is refused, not half-read).
-// Returns facts or, through *error, why the request is not acceptable.
-std::optional<RequestFacts> parse_request(std::string_view body, RequestError *error);
+inline constexpr std::size_t kDefaultMaxJsonDepth = 64;
+
+// Validates the whole document (invalid JSON, or JSON nested deeper than
+// `max_depth`, is refused, not half-read). Returns facts or, through *error,
+// why the request is not acceptable.
+std::optional<RequestFacts> parse_request(std::string_view body, RequestError *error,
+                                          std::size_t max_depth = kDefaultMaxJsonDepth);
 
 struct Rewrite {
     std::string_view model;  // replaces the top-level "model" value when not empty

@@ -52,7 +52,10 @@ void start_meter(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
     perpetuo::WireFormat format = ctx->provider->kind == perpetuo::ProviderKind::kAnthropic
                                       ? perpetuo::WireFormat::kAnthropic
                                       : perpetuo::WireFormat::kOpenAI;
-    ctx->meter.emplace(format, sse, ctx->injected_usage, perpetuo::MeterLimits{});
+    perpetuo::MeterLimits limits;
+    limits.max_json_body = ctx->config->limits.max_response_json;
+    limits.max_sse_event = ctx->config->limits.max_sse_event;
+    ctx->meter.emplace(format, sse, ctx->injected_usage, limits);
     r->filter_need_in_memory = 1;
     if (ctx->meter->rewrites()) {
         ngx_http_clear_content_length(r);

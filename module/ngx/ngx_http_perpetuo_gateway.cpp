@@ -223,7 +223,8 @@ ngx_int_t route(ngx_http_request_t *r, ngx_http_perpetuo_ctx_t *ctx) {
         return ngx_http_perpetuo_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
                                             "request body is required");
     perpetuo::RequestError error;
-    std::optional<perpetuo::RequestFacts> facts = perpetuo::parse_request(body, &error);
+    std::optional<perpetuo::RequestFacts> facts =
+        perpetuo::parse_request(body, &error, ctx->config->limits.max_json_depth);
     if (!facts)
         return ngx_http_perpetuo_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
                                             error.message);

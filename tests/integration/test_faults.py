@@ -84,3 +84,11 @@ def test_redis_refusing_writes_buffers_records_until_it_accepts(gateway_factory,
     assert wait_for_requests(client, 20).get("req") == 20
     with open(gw.error_log) as f:
         assert "OOM" in f.read()
+
+
+def test_limits_from_the_yaml_apply(gateway_factory, mock):
+    text = basic_yaml(mock.url) + "\n    limits: { max_json_depth: 8 }\n"
+    gw = gateway_factory(text).start()
+    deep = '{"model": "gpt-4o", "messages": [[[[[[[[[["deep"]]]]]]]]]]}'
+    r = gw.post("/v1/chat/completions", deep, key=CLIENT_KEY)
+    assert r.status_code == 400 and "deep" in r.json()["error"]["message"]
