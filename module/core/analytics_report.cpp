@@ -39,6 +39,21 @@ std::string usage_fields(const std::map<std::string, std::int64_t> &m) {
            ",\"cached_tokens\":" + std::to_string(get("cr"));
 }
 
+// {"<name>": {<fields>}, ...} over the names with calls in the period.
+template <typename Fields>
+std::string per_name(const DimensionTotals &totals, bool skip_idle, Fields fields) {
+    std::string j = "{";
+    bool first = true;
+    for (const auto &entry : totals.names()) {
+        const std::string &name = entry.first;
+        std::int64_t req = totals.get(name, "req");
+        if (skip_idle && req == 0) continue;
+        open_name(j, first, name);
+        j += fields(name, entry.second, req) + "}";
+    }
+    return j + "}";
+}
+
 std::vector<std::int64_t> buckets(const DimensionTotals &h, const std::string &name,
                                   const char *prefix) {
     std::vector<std::int64_t> counts(kLatencyBuckets);
@@ -81,41 +96,27 @@ std::vector<std::string> day_keys(const std::string &workspace, const char *kind
 
 std::string render_usage(const DimensionTotals &providers, int days) {
     std::int64_t tokens = 0, cost = 0, requests = 0;
-    std::string by = "{";
-    bool first = true;
-    for (const auto &[name, m] : providers.names()) {
-        tokens += providers.get(name, "tok");
-        cost += providers.get(name, "cost");
-        requests += providers.get(name, "req");
-        open_name(by, first, name);
-        by += usage_fields(m) + "}";
+    for (const auto &entry : providers.names()) {
+        tokens += providers.get(entry.first, "tok");
+        cost += providers.get(entry.first, "cost");
+        requests += providers.get(entry.first, "req");
     }
-    by += "}";
     return "{\"total_tokens\":" + std::to_string(tokens) + ",\"total_cost\":" + format_micros(cost) +
-           ",\"by_provider\":" + by + ",\"total_requests\":" + std::to_string(requests) +
-           ",\"days\":" + std::to_string(days) + "}";
+           ",\"by_provider\":" + render_usage_by_provider(providers) +
+           ",\"total_requests\":" + std::to_string(requests) + ",\"days\":" + std::to_string(days) +
+           "}";
 }
 
 std::string render_usage_by_provider(const DimensionTotals &providers) {
-    std::string j = "{";
-    bool first = true;
-    for (const auto &[name, m] : providers.names()) {
-        open_name(j, first, name);
-        j += usage_fields(m) + "}";
-    }
-    return j + "}";
+    return per_name(providers, false,
+                    [](const std::string &, const auto &m, std::int64_t) { return usage_fields(m); });
 }
 
 std::string render_latency(const DimensionTotals &providers, const DimensionTotals &histograms) {
-    std::string j = "{";
-    bool first = true;
-    for (const auto &entry : providers.names()) {
-        const std::string &name = entry.first;
-        std::int64_t req = providers.get(name, "req");
-        if (req == 0) continue;
-        open_name(j, first, name);
+    return per_name(providers, true, [&](const std::string &name, const auto &, std::int64_t req) {
         std::vector<std::int64_t> lat = buckets(histograms, name, "lb");
-        j += "\"average_latency_ms\":" + number6(std::round(ratio(providers.get(name, "lat"), req)));
+        std::string j =
+            "\"average_latency_ms\":" + number6(std::round(ratio(providers.get(name, "lat"), req)));
         j += ",\"p50_latency_ms\":" + number6(std::round(histogram_percentile(lat, 0.50)));
         j += ",\"p95_latency_ms\":" + number6(std::round(histogram_percentile(lat, 0.95)));
         j += ",\"p99_latency_ms\":" + number6(std::round(histogram_percentile(lat, 0.99)));
@@ -129,30 +130,20 @@ std::string render_latency(const DimensionTotals &providers, const DimensionTota
             j += ",\"p50_ttft_ms\":" + number6(std::round(histogram_percentile(ttft, 0.50)));
             j += ",\"p95_ttft_ms\":" + number6(std::round(histogram_percentile(ttft, 0.95)));
         }
-        j += "}";
-    }
-    return j + "}";
+        return j;
+    });
 }
 
 std::string render_errors(const DimensionTotals &providers) {
-    std::string j = "{";
-    bool first = true;
-    for (const auto &entry : providers.names()) {
-        const std::string &name = entry.first;
-        std::int64_t req = providers.get(name, "req");
-        if (req == 0) continue;
+    return per_name(providers, true, [&](const std::string &name, const auto &, std::int64_t req) {
         std::int64_t e4 = providers.get(name, "e4"), e5 = providers.get(name, "e5"),
                      et = providers.get(name, "et");
-        open_name(j, first, name);
-        j += "\"error_rate\":" + number6(ratio(e4 + e5 + et, req));
-        j += ",\"errors\":" + std::to_string(e4 + e5 + et);
-        j += ",\"requests\":" + std::to_string(req);
-        j += ",\"by_class\":{\"4xx\":" + std::to_string(e4) + ",\"5xx\":" + std::to_string(e5) +
-             ",\"timeout\":" + std::to_string(et) + "}";
-        j += ",\"client_closed\":" + std::to_string(providers.get(name, "cc"));
-        j += "}";
-    }
-    return j + "}";
+        return "\"error_rate\":" + number6(ratio(e4 + e5 + et, req)) +
+               ",\"errors\":" + std::to_string(e4 + e5 + et) + ",\"requests\":" + std::to_string(req) +
+               ",\"by_class\":{\"4xx\":" + std::to_string(e4) + ",\"5xx\":" + std::to_string(e5) +
+               ",\"timeout\":" + std::to_string(et) +
+               "},\"client_closed\":" + std::to_string(providers.get(name, "cc"));
+    });
 }
 
 std::string render_logs(const std::vector<std::string_view> &entries, int page, int limit) {
