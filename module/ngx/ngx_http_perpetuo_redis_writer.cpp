@@ -57,12 +57,17 @@ void count_drops() {
     }
 }
 
+void send_pending();
+
 void on_batch_reply(std::uint64_t sequence, redisReply *reply) {
     if (writer == nullptr) return;  // the worker is exiting and freeing the link
     --writer->batches_in_flight;
     if (reply == nullptr) return;  // link lost: the batch stays pending, re-sent as it is
     if (reply->type == REDIS_REPLY_INTEGER) {
         writer->queue.acknowledge(sequence);
+        // Under load, keep Redis busy at its own pace: the next batch goes
+        // as soon as the last one is in, not at the next tick.
+        if (writer->batches_in_flight == 0) send_pending();
         return;
     }
     std::string_view error = reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply";

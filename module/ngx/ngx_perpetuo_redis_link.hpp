@@ -74,7 +74,7 @@ char *ngx_perpetuo_redis_parse(ngx_conf_t *cf, ngx_str_t *url, ngx_perpetuo_redi
 struct ngx_http_perpetuo_redis_conf_t {
     ngx_perpetuo_redis_target_t target;
     std::size_t queue_records = 100000;  // per worker, queued plus unacknowledged
-    std::size_t batch_records = 1000;
+    std::size_t batch_records = 250;  // small batches: short pauses in the event loop
     ngx_msec_t flush_interval = 100;
     ngx_msec_t drain_timeout = 5000;  // how long an exiting worker waits for redis
 };
