@@ -381,6 +381,7 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
                 status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
                     ? "request body is larger than client_max_body_size"
                     : "nginx refused the request (status " + std::to_string(status) + ")");
+            timer.reset();  // finalizing may free the request and ctx with it
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
         }
@@ -389,6 +390,7 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
         if (!(r->method & NGX_HTTP_POST)) {
             ngx_int_t rc = ngx_http_perpetuo_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
                                                         "use POST");
+            timer.reset();  // finalizing may free the request and ctx with it
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
         }
@@ -398,6 +400,7 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
                 r, NGX_HTTP_NOT_FOUND, "unknown_api",
                 "no LLM API at this path (expected .../chat/completions, .../completions, "
                 ".../embeddings or .../messages)");
+            timer.reset();  // finalizing may free the request and ctx with it
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
         }
@@ -409,6 +412,7 @@ ngx_int_t ngx_http_perpetuo_gateway_handler(ngx_http_request_t *r) {
                 r, NGX_HTTP_UNAUTHORIZED, "invalid_api_key",
                 key.empty() ? "missing virtual key (Authorization: Bearer or x-api-key)"
                             : "unknown virtual key");
+            timer.reset();  // finalizing may free the request and ctx with it
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
         }
