@@ -19,9 +19,20 @@ std::string digest_hex(std::string_view data, const EVP_MD *md) {
     return out;
 }
 
+// Fetched once: OpenSSL 3 otherwise looks the algorithm up in its provider
+// store, under a lock, on every digest (every gateway call hashes its key).
+const EVP_MD *fetched(const char *name) { return EVP_MD_fetch(nullptr, name, nullptr); }
+
 }  // namespace
 
-std::string sha256_hex(std::string_view data) { return digest_hex(data, EVP_sha256()); }
-std::string sha1_hex(std::string_view data) { return digest_hex(data, EVP_sha1()); }
+std::string sha256_hex(std::string_view data) {
+    static const EVP_MD *md = fetched("SHA256");
+    return digest_hex(data, md ? md : EVP_sha256());
+}
+
+std::string sha1_hex(std::string_view data) {
+    static const EVP_MD *md = fetched("SHA1");
+    return digest_hex(data, md ? md : EVP_sha1());
+}
 
 }  // namespace perpetuo
