@@ -15,6 +15,7 @@ namespace {
 // A non-negative ratio or average as a JSON number with up to 6 decimals.
 std::string number6(double v) {
     if (!std::isfinite(v) || v < 0) v = 0;
+    v = std::min(v, 1e12);  // keeps v * 1e6 inside int64
     return format_micros(static_cast<Micros>(std::llround(v * 1e6)));
 }
 
@@ -69,7 +70,11 @@ void DimensionTotals::add(std::string_view field, std::string_view value) {
     if (colon == std::string_view::npos || colon == 0) return;
     std::int64_t n = 0;
     bool negative = !value.empty() && value[0] == '-';
-    for (char c : value.substr(negative ? 1 : 0)) {
+    std::string_view digits = value.substr(negative ? 1 : 0);
+    // Real counters stay far below 10^15; anything longer is not ours, and
+    // refusing it keeps every sum of them clear of overflow.
+    if (digits.empty() || digits.size() > 15) return;
+    for (char c : digits) {
         if (c < '0' || c > '9') return;
         n = n * 10 + (c - '0');
     }
