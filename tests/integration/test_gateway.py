@@ -210,5 +210,7 @@ def test_the_shipped_example_configuration_passes_nginx_t(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "nginx.conf").write_text(conf)
     r = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                       capture_output=True, text=True, env={**os.environ, "MOCK_PROVIDER_KEY": "x"})
+                       capture_output=True, text=True,
+                       env={**os.environ, "MOCK_PROVIDER_KEY": "x",
+                            "PERPETUO_JWT_SECRET": "an-example-secret-of-32-bytes-xx"})
     assert r.returncode == 0, r.stderr
