@@ -38,6 +38,4 @@ std::string_view canonical_path(Api api) {
     return "";
 }
 
-bool api_can_stream(Api api) { return api != Api::kEmbeddings && api != Api::kUnknown; }
-
 }  // namespace perpetuo

@@ -14,7 +14,4 @@ Api api_from_path(std::string_view path);
 // The provider-side path for an API, e.g. "/v1/chat/completions".
 std::string_view canonical_path(Api api);
 
-// Whether the API carries token usage that can stream (embeddings do not stream).
-bool api_can_stream(Api api);
-
 }  // namespace perpetuo

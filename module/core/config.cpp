@@ -29,12 +29,6 @@ const Workspace *Config::find_workspace_by_key_hash(const std::string &sha256_he
     return it == key_index_.end() ? nullptr : &workspaces[it->second];
 }
 
-const Provider *Config::find_provider(std::string_view name) const {
-    for (const Provider &p : providers)
-        if (p.name == name) return &p;
-    return nullptr;
-}
-
 void Config::index() {
     model_index_.clear();
     key_index_.clear();

@@ -92,7 +92,6 @@ struct Config {
     const Model *find_model(std::string_view name) const;
     // Looks a virtual key up by its SHA-256 (lowercase hex).
     const Workspace *find_workspace_by_key_hash(const std::string &sha256_hex) const;
-    const Provider *find_provider(std::string_view name) const;
 
     // Rebuilds the lookup indexes; the loader calls it once all is read.
     void index();

@@ -21,6 +21,10 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402  free ports and readiness, shared with the tests
+from harness import free_port  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODULE = os.path.join(ROOT, "ngx_build", "objs", "ngx_http_perpetuo_module.so")
 MOCK = os.path.join(ROOT, "build", "tests", "mock", "mock_provider")
@@ -70,22 +74,11 @@ def stop_all():
                 proc.wait()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port, proc, what):
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise Failure(f"{what} exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise Failure(f"{what}: nothing listening on {port}")
+    try:
+        harness.wait_port(port, proc)
+    except RuntimeError as e:
+        raise Failure(f"{what}: {e}") from None
 
 
 class Nginx:

@@ -72,13 +72,5 @@ TEST(CanonicalPath, RoutesBackToItsApi) {
     for (Api api : kKnownApis) EXPECT_EQ(api_from_path(canonical_path(api)), api);
 }
 
-TEST(ApiCanStream, EverythingButEmbeddingsAndUnknown) {
-    EXPECT_TRUE(api_can_stream(Api::kChatCompletions));
-    EXPECT_TRUE(api_can_stream(Api::kCompletions));
-    EXPECT_TRUE(api_can_stream(Api::kMessages));
-    EXPECT_FALSE(api_can_stream(Api::kEmbeddings));
-    EXPECT_FALSE(api_can_stream(Api::kUnknown));
-}
-
 }  // namespace
 }  // namespace perpetuo

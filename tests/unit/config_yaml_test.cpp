@@ -117,9 +117,6 @@ TEST(LoadConfigText, CompleteConfigProviders) {
     EXPECT_EQ(local.url.port, 11434);
     EXPECT_EQ(local.url.path, "");
     EXPECT_EQ(local.anthropic_version, "2023-06-01");
-
-    EXPECT_EQ(config.find_provider("anthropic"), &anthropic);
-    EXPECT_EQ(config.find_provider("azure"), nullptr);
 }
 
 TEST(LoadConfigText, CompleteConfigModelsAndPrices) {
